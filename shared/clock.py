@@ -1,0 +1,19 @@
+"""The app's notion of "now". Real UTC time in Azure; the offline host and the soak swap in a simulated clock
+(so the app and the Speech emulator agree on dates). SAS lifetimes always use real time: storage checks them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Callable
+
+_clock: Callable[[], datetime] | None = None
+
+
+def now() -> datetime:
+    return _clock() if _clock else datetime.now(UTC)
+
+
+def use_clock(clock: Callable[[], datetime] | None) -> None:
+    """Replace the clock (None restores real time). For the offline host, the soak and tests."""
+    global _clock
+    _clock = clock

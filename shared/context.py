@@ -1,0 +1,54 @@
+"""Per-process clients, built lazily from the settings on first use (never at import time)."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from shared import settings as settings_module
+from shared.settings import Settings
+from shared.speech import SpeechClient
+from shared.storage import blob_service
+
+LOCALES_TTL_SECONDS = 3600
+
+
+def settings() -> Settings:
+    return settings_module.load()
+
+
+@functools.lru_cache(maxsize=4)
+def speech(config: Settings) -> SpeechClient:
+    return SpeechClient.from_settings(config)
+
+
+@functools.lru_cache(maxsize=4)
+def blobs(config: Settings) -> BlobServiceClient:
+    return blob_service(config.storage)
+
+
+def training_container(config: Settings) -> ContainerClient:
+    return blobs(config).get_container_client(config.training_container)
+
+
+_locales: dict[str, tuple[float, dict[str, frozenset[str]]]] = {}
+
+
+def supported_locales(config: Settings) -> dict[str, frozenset[str]]:
+    """Dataset kind -> locales the service accepts, cached for an hour per Speech endpoint."""
+    cached = _locales.get(config.speech_endpoint)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    raw = speech(config).dataset_locales()
+    value = {kind: frozenset(locales) for kind, locales in raw.items()}
+    _locales[config.speech_endpoint] = (time.monotonic() + LOCALES_TTL_SECONDS, value)
+    return value
+
+
+def reset() -> None:
+    """Forget cached clients (tests and the offline host change settings between runs)."""
+    speech.cache_clear()
+    blobs.cache_clear()
+    _locales.clear()

@@ -1,0 +1,81 @@
+"""How the app marks what it manages: customProperties on datasets, models and endpoints.
+
+The Speech resource is the only state. The service allows at most 10 customProperties per entity, keys up to 64
+and values up to 256 characters, so the vocabulary is small and values are short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable, Mapping
+
+MANAGED_BY = "speech-autopilot"
+
+MANAGED = "managedBy"  # every entity: MANAGED_BY
+SOURCE = "sourcePath"  # dataset: "<container>/<blob name>" of the zip
+SOURCE_ETAG = "sourceEtag"  # dataset: the zip's ETag (without quotes) when it was ingested
+SUPERSEDED_BY = "supersededBy"  # dataset: id of the dataset made from a newer upload to the same path
+DATASET_SET = "datasetSet"  # model: digest of the ids of the datasets it was trained on
+BASE_MODEL = "baseModel"  # model: id of the base model it was trained from
+REASON = "reason"  # model: why it was trained ("trained" = data changed, "expiry" = retrain before expiry)
+RETRAIN_OF = "retrainOf"  # model: id of the expiring model an expiry retrain replaces
+DEPLOY_REQUESTED = "deployRequested"  # model: ISO time a deploy message was queued for it
+ALERTED = "alerted"  # any: comma-separated tokens of alerts already raised ("failed", "30", "expired", ...)
+
+MAX_VALUE = 256
+MAX_ENTRIES = 10
+
+
+def is_managed(entity: object) -> bool:
+    props = getattr(entity, "custom_properties", None) or {}
+    return props.get(MANAGED) == MANAGED_BY
+
+
+def dataset_set_digest(dataset_ids: Iterable[str]) -> str:
+    """A short, order-independent fingerprint of a set of dataset ids."""
+    joined = ",".join(sorted(set(dataset_ids)))
+    return hashlib.sha256(joined.encode()).hexdigest()[:32]
+
+
+def model_dataset_digest(model: object) -> str:
+    """The fingerprint of the set a model was trained on: ours if we recorded it, else from its datasets."""
+    props = getattr(model, "custom_properties", None) or {}
+    return props.get(DATASET_SET) or dataset_set_digest(getattr(model, "dataset_ids", ()))
+
+
+def alerted(entity: object) -> frozenset[str]:
+    props = getattr(entity, "custom_properties", None) or {}
+    return frozenset(token for token in props.get(ALERTED, "").split(",") if token)
+
+
+def with_properties(current: Mapping[str, str], **updates: str | None) -> dict[str, str]:
+    """The full customProperties after an update (None removes a key), checked against the service limits.
+
+    Always send the full map: whether the service merges or replaces customProperties on PATCH, the result is
+    the same.
+    """
+    merged = {k: v for k, v in current.items()}
+    for key, value in updates.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value[:MAX_VALUE]
+    if len(merged) > MAX_ENTRIES:
+        raise ValueError(f"customProperties would have {len(merged)} entries; the service allows {MAX_ENTRIES}")
+    return merged
+
+
+def with_alerted(current: Mapping[str, str], *tokens: str) -> dict[str, str]:
+    existing = [t for t in current.get(ALERTED, "").split(",") if t]
+    for token in tokens:
+        if token not in existing:
+            existing.append(token)
+    value = ",".join(existing)
+    while len(value) > MAX_VALUE and existing:  # keep the newest tokens
+        existing.pop(0)
+        value = ",".join(existing)
+    return with_properties(current, **{ALERTED: value})
+
+
+def managed_properties(**values: str) -> dict[str, str]:
+    return with_properties({MANAGED: MANAGED_BY}, **values)

@@ -1,0 +1,551 @@
+"""The reconcile loop's decisions: pure functions from a snapshot (the zips, the Speech resource, a clock) to
+actions. Desired state = the zips in the training container; actual state = datasets, models, endpoints.
+
+Nothing here does I/O. The timers gather a Snapshot under the autopilot lock, call plan_poll / plan_expiry and
+carry out the returned actions; running a plan twice on the state it produced returns nothing new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Mapping, Sequence, Union
+
+from shared import managed
+from shared.alerts import Alert, make_alert
+from shared.ingest import Target, already_handled, parse_blob_name, source_path
+from shared.speech import BaseModel, CustomModel, Dataset, Endpoint
+from shared.storage import TAG_DATASET, TAG_ETAG, TAG_REASON, TAG_STATUS, ZipBlob
+
+ACTIVE = frozenset({"NotStarted", "Running"})
+MAX_TRAIN_ATTEMPTS = 2  # a training that fails is tried once more on the same data, then left to a person
+MAX_RETRAIN_ATTEMPTS = 3  # expiry retrains of one serving model
+RETRAIN_IMPOSSIBLE_HORIZON_DAYS = 90  # warn this far ahead when no base model can adapt the data any more
+CRITICAL_TIER_DAYS = 7  # expiry warnings at or below this many days are critical
+
+
+# -- snapshot and actions --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    now: datetime
+    container: str
+    zips: Sequence[ZipBlob]
+    datasets: Sequence[Dataset]
+    models: Sequence[CustomModel]
+    base_models: Sequence[BaseModel]
+    endpoints: Sequence[Endpoint]
+
+
+@dataclass(frozen=True)
+class Ingest:
+    """Sweep: a zip that no event turned into a dataset or a rejection yet."""
+
+    blob_name: str
+
+
+@dataclass(frozen=True)
+class TagBlob:
+    blob_name: str
+    etag: str  # only if the blob is still this version
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class CreateModel:
+    locale: str
+    base_model_id: str
+    dataset_ids: tuple[str, ...]
+    display_name: str
+    description: str
+    custom_properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class UpdateProperties:
+    collection: str  # "datasets" | "models" | "endpoints"
+    id: str
+    custom_properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RequestDeploy:
+    locale: str
+    model: str  # self URI
+    reason: str
+
+    def message(self) -> dict[str, str]:
+        return {"locale": self.locale, "model": self.model, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Raise:
+    alert: Alert
+
+
+Action = Union[Ingest, TagBlob, CreateModel, UpdateProperties, RequestDeploy, Raise]
+
+
+# -- views over a snapshot -------------------------------------------------------------------------------------
+
+
+def _newest(items: Iterable, key=lambda item: item.created):
+    items = [item for item in items if key(item) is not None]
+    return max(items, key=key, default=None)
+
+
+@dataclass
+class LocaleState:
+    """What one locale looks like: its zips' datasets, the desired set, what is pending, its models."""
+
+    locale: str
+    desired: dict[str, Dataset] = field(default_factory=dict)  # dataset id -> dataset
+    pending: list[str] = field(default_factory=list)  # blob names whose dataset is not ready yet
+    models: list[CustomModel] = field(default_factory=list)  # managed, any status
+    endpoint: Endpoint | None = None
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(d.kind for d in self.desired.values())
+
+    @property
+    def training(self) -> bool:
+        return any(m.status in ACTIVE for m in self.models)
+
+    @property
+    def newest_model(self) -> CustomModel | None:
+        return _newest(self.models)
+
+    @property
+    def newest_succeeded(self) -> CustomModel | None:
+        return _newest(m for m in self.models if m.status == "Succeeded")
+
+
+def zip_dataset(snapshot: Snapshot, blob: ZipBlob) -> Dataset | None:
+    """The managed dataset made from this very version of the zip, if any."""
+    path = source_path(snapshot.container, blob.name)
+    for dataset in snapshot.datasets:
+        props = dataset.custom_properties
+        if (
+            managed.is_managed(dataset)
+            and props.get(managed.SOURCE) == path
+            and props.get(managed.SOURCE_ETAG) == blob.etag
+        ):
+            return dataset
+    return None
+
+
+def managed_endpoints(endpoints: Iterable[Endpoint]) -> dict[str, Endpoint]:
+    """locale -> the locale's managed endpoint (the oldest, should there ever be two)."""
+    found: dict[str, Endpoint] = {}
+    for endpoint in sorted(endpoints, key=lambda e: (e.created is None, e.created)):
+        if managed.is_managed(endpoint):
+            found.setdefault(endpoint.locale, endpoint)
+    return found
+
+
+def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
+    states: dict[str, LocaleState] = {}
+
+    def state(locale: str) -> LocaleState:
+        return states.setdefault(locale, LocaleState(locale))
+
+    for blob in snapshot.zips:
+        target = parse_blob_name(blob.name)
+        if not isinstance(target, Target):
+            continue
+        dataset = zip_dataset(snapshot, blob)
+        if dataset is None:
+            if blob.tags.get(TAG_STATUS) != "rejected" or blob.tags.get(TAG_ETAG) != blob.etag:
+                state(target.locale).pending.append(blob.name)
+        elif dataset.status == "Succeeded":
+            state(dataset.locale).desired[dataset.id] = dataset
+        elif dataset.status in ACTIVE:
+            state(dataset.locale).pending.append(blob.name)
+    for model in snapshot.models:
+        if managed.is_managed(model):
+            state(model.locale).models.append(model)
+    for locale, endpoint in managed_endpoints(snapshot.endpoints).items():
+        state(locale).endpoint = endpoint
+    return states
+
+
+def adaptable_base(
+    base_models: Iterable[BaseModel], locale: str, kinds: frozenset[str], now: datetime
+) -> BaseModel | None:
+    """The newest base model of the locale that can still be trained with these kinds of data."""
+    return _newest(
+        b
+        for b in base_models
+        if b.locale == locale
+        and kinds <= b.adapts_with
+        and b.adaptation_expiry is not None
+        and b.adaptation_expiry > now
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def train(
+    state: LocaleState,
+    dataset_ids: Sequence[str],
+    base: BaseModel,
+    now: datetime,
+    reason: str,
+    retrain_of: str | None = None,
+) -> CreateModel:
+    digest = managed.dataset_set_digest(dataset_ids)
+    props = {managed.DATASET_SET: digest, managed.BASE_MODEL: base.id, managed.REASON: reason}
+    if retrain_of:
+        props[managed.RETRAIN_OF] = retrain_of
+    why = "its data changed" if reason == "trained" else f"model {retrain_of} is about to expire"
+    return CreateModel(
+        locale=state.locale,
+        base_model_id=base.id,
+        dataset_ids=tuple(sorted(dataset_ids)),
+        display_name=f"autopilot-{state.locale}-{now.strftime('%Y%m%d-%H%M%S')}",
+        description=f"Trained by {managed.MANAGED_BY} on {len(dataset_ids)} dataset(s) from {base.display_name or base.id} because {why}.",
+        custom_properties=managed.managed_properties(**props),
+    )
+
+
+# -- the poll / reconcile timer --------------------------------------------------------------------------------
+
+
+def plan_poll(snapshot: Snapshot, *, auto_deploy: bool) -> list[Action]:
+    actions: list[Action] = []
+    actions += _sweep(snapshot)
+    actions += _dataset_outcomes(snapshot)
+    for state in locale_states(snapshot).values():
+        actions += _train_on_change(snapshot, state)
+        actions += _model_failures(snapshot, state)
+        if auto_deploy:
+            actions += _deploy_newest(snapshot, state)
+    actions += _endpoint_outcomes(snapshot)
+    return actions
+
+
+def _sweep(snapshot: Snapshot) -> list[Action]:
+    return [
+        Ingest(blob.name) for blob in snapshot.zips if not already_handled(blob) and zip_dataset(snapshot, blob) is None
+    ]
+
+
+def _dataset_outcomes(snapshot: Snapshot) -> list[Action]:
+    """Failed datasets raise one alert each; the zip's tags follow its dataset's outcome."""
+    actions: list[Action] = []
+    for blob in snapshot.zips:
+        dataset = zip_dataset(snapshot, blob)
+        if dataset is None:
+            continue
+        status = {"Succeeded": "succeeded", "Failed": "failed"}.get(dataset.status)
+        if status and blob.tags.get(TAG_STATUS) != status:
+            tags = {TAG_STATUS: status, TAG_ETAG: blob.etag, TAG_DATASET: dataset.id}
+            if dataset.error:
+                tags[TAG_REASON] = f"{dataset.error.code}: {dataset.error.message}"
+            actions.append(TagBlob(blob.name, blob.etag, tags))
+    for dataset in snapshot.datasets:
+        if managed.is_managed(dataset) and dataset.status == "Failed" and "failed" not in managed.alerted(dataset):
+            error = dataset.error
+            path = dataset.custom_properties.get(managed.SOURCE, dataset.id)
+            actions.append(
+                Raise(
+                    make_alert(
+                        "dataset-failed",
+                        resource=path,
+                        locale=dataset.locale,
+                        message=f"Dataset {dataset.id} from {path} failed processing: "
+                        f"{error.message if error else 'no reason given'}",
+                        details={
+                            "dataset": dataset.self_uri,
+                            "code": error.code if error else None,
+                            "error": error.message if error else None,
+                        },
+                        at=snapshot.now,
+                        key=dataset.id,
+                    )
+                )
+            )
+            actions.append(
+                UpdateProperties("datasets", dataset.id, managed.with_alerted(dataset.custom_properties, "failed"))
+            )
+    return actions
+
+
+def _train_on_change(snapshot: Snapshot, state: LocaleState) -> list[Action]:
+    if not state.desired or state.pending or state.training:
+        return []
+    digest = managed.dataset_set_digest(state.desired)
+    newest = state.newest_model
+    if newest is not None and managed.model_dataset_digest(newest) == digest:
+        failed_tries = sum(
+            1 for m in state.models if m.status == "Failed" and managed.model_dataset_digest(m) == digest
+        )
+        if newest.status != "Failed" or failed_tries >= MAX_TRAIN_ATTEMPTS:
+            return []
+    base = adaptable_base(snapshot.base_models, state.locale, state.kinds, snapshot.now)
+    if base is None:
+        return _no_base_model(snapshot, state, digest)
+    return [train(state, list(state.desired), base, snapshot.now, "trained")]
+
+
+def _no_base_model(snapshot: Snapshot, state: LocaleState, digest: str) -> list[Action]:
+    """Alert once per dataset set: the token sits on the set's newest dataset."""
+    newest = _newest(state.desired.values())
+    token = f"nobase-{digest[:8]}"
+    if newest is None or token in managed.alerted(newest):
+        return []
+    kinds = ", ".join(sorted(state.kinds))
+    alert = make_alert(
+        "no-base-model",
+        resource=state.locale,
+        locale=state.locale,
+        message=f"No base model for {state.locale} can still be trained with {kinds} data; "
+        f"{len(state.desired)} dataset(s) wait for one.",
+        details={"kinds": sorted(state.kinds), "datasets": sorted(state.desired)},
+        at=snapshot.now,
+        key=digest,
+    )
+    return [
+        Raise(alert),
+        UpdateProperties("datasets", newest.id, managed.with_alerted(newest.custom_properties, token)),
+    ]
+
+
+def _model_failures(snapshot: Snapshot, state: LocaleState) -> list[Action]:
+    actions: list[Action] = []
+    for model in state.models:
+        if model.status == "Failed" and "failed" not in managed.alerted(model):
+            error = model.error
+            actions.append(
+                Raise(
+                    make_alert(
+                        "model-failed",
+                        resource=model.self_uri,
+                        locale=model.locale,
+                        message=f"Training of model {model.display_name} ({model.id}) failed: "
+                        f"{error.message if error else 'no reason given'}",
+                        details={
+                            "model": model.self_uri,
+                            "code": error.code if error else None,
+                            "error": error.message if error else None,
+                            "reason": model.custom_properties.get(managed.REASON),
+                        },
+                        at=snapshot.now,
+                        key=model.id,
+                    )
+                )
+            )
+            actions.append(
+                UpdateProperties("models", model.id, managed.with_alerted(model.custom_properties, "failed"))
+            )
+    return actions
+
+
+def _deploy_newest(snapshot: Snapshot, state: LocaleState) -> list[Action]:
+    """The newest trained model goes to the locale's endpoint, once (an operator's rollback is not undone)."""
+    model = state.newest_succeeded
+    if model is None or model.custom_properties.get(managed.DEPLOY_REQUESTED):
+        return []
+    if state.endpoint is not None and state.endpoint.model_id == model.id:
+        return []
+    if model.transcription_expiry is not None and model.transcription_expiry <= snapshot.now:
+        return []
+    reason = model.custom_properties.get(managed.REASON, "trained")
+    props = managed.with_properties(model.custom_properties, **{managed.DEPLOY_REQUESTED: _iso(snapshot.now)})
+    return [RequestDeploy(state.locale, model.self_uri, reason), UpdateProperties("models", model.id, props)]
+
+
+def _endpoint_outcomes(snapshot: Snapshot) -> list[Action]:
+    """One info alert when a managed endpoint finishes deploying a model; one critical alert if it fails."""
+    actions: list[Action] = []
+    for endpoint in snapshot.endpoints:
+        if not managed.is_managed(endpoint) or endpoint.status not in ("Succeeded", "Failed"):
+            continue
+        outcome = "deployed" if endpoint.status == "Succeeded" else "failed"
+        token = f"{outcome}:{endpoint.model_id}"
+        if token in managed.alerted(endpoint):
+            continue
+        error = endpoint.error
+        kind = "endpoint-deployed" if outcome == "deployed" else "endpoint-failed"
+        message = (
+            f"Endpoint {endpoint.display_name} ({endpoint.id}) now serves model {endpoint.model_id}."
+            if outcome == "deployed"
+            else f"Endpoint {endpoint.display_name} ({endpoint.id}) failed to deploy model {endpoint.model_id}: "
+            f"{error.message if error else 'no reason given'}"
+        )
+        actions.append(
+            Raise(
+                make_alert(
+                    kind,
+                    resource=endpoint.self_uri,
+                    locale=endpoint.locale,
+                    message=message,
+                    details={
+                        "endpoint": endpoint.self_uri,
+                        "model": endpoint.model_uri,
+                        **({"code": error.code, "error": error.message} if error else {}),
+                    },
+                    at=snapshot.now,
+                    key=token,
+                )
+            )
+        )
+        props = managed.with_properties(endpoint.custom_properties, **{managed.ALERTED: token})
+        actions.append(UpdateProperties("endpoints", endpoint.id, props))
+    return actions
+
+
+# -- the expiry timer ------------------------------------------------------------------------------------------
+
+
+def days_left(model: CustomModel, now: datetime) -> float | None:
+    if model.transcription_expiry is None:
+        return None
+    return (model.transcription_expiry - now).total_seconds() / 86400
+
+
+def watched_models(snapshot: Snapshot) -> dict[str, tuple[CustomModel, Endpoint | None]]:
+    """Models whose expiry matters: those serving a managed endpoint, and each locale's newest trained managed
+    model (it is what will be deployed). Older, superseded managed models are not watched: nothing uses them."""
+    by_id = {m.id: m for m in snapshot.models}
+    watched: dict[str, tuple[CustomModel, Endpoint | None]] = {}
+    for endpoint in managed_endpoints(snapshot.endpoints).values():
+        model = by_id.get(endpoint.model_id or "")
+        if model is not None:
+            watched[model.id] = (model, endpoint)
+    for state in locale_states(snapshot).values():
+        newest = state.newest_succeeded
+        if newest is not None and newest.id not in watched:
+            watched[newest.id] = (newest, None)
+    return watched
+
+
+def plan_expiry(snapshot: Snapshot, *, tiers: Sequence[int], auto_retrain: bool) -> list[Action]:
+    actions: list[Action] = []
+    states = locale_states(snapshot)
+    largest = max(tiers) if tiers else 0
+    for model, endpoint in watched_models(snapshot).values():
+        left = days_left(model, snapshot.now)
+        if left is None:
+            continue
+        tokens = _expiry_tokens(left, tiers) - managed.alerted(model)
+        alerts = [_expiry_alert(snapshot, model, endpoint, left, token) for token in sorted(tokens, key=_tier_order)]
+        state = states.get(model.locale) or LocaleState(model.locale)
+        if endpoint is not None and left <= max(largest, RETRAIN_IMPOSSIBLE_HORIZON_DAYS):
+            retrain, extra_alerts, extra_tokens = _retrain(
+                snapshot, state, model, endpoint, left, largest, auto_retrain
+            )
+            actions += retrain
+            alerts += extra_alerts
+            tokens |= extra_tokens
+        if tokens:
+            actions += [Raise(a) for a in alerts]
+            actions.append(
+                UpdateProperties(
+                    "models", model.id, managed.with_alerted(model.custom_properties, *sorted(tokens, key=_tier_order))
+                )
+            )
+    return actions
+
+
+def _expiry_tokens(left: float, tiers: Sequence[int]) -> set[str]:
+    if left <= 0:
+        return {"expired"}
+    return {str(tier) for tier in tiers if left <= tier}
+
+
+def _tier_order(token: str) -> tuple[int, int]:
+    return (1, 0) if not token.isdigit() else (0, -int(token))
+
+
+def _expiry_alert(snapshot: Snapshot, model: CustomModel, endpoint: Endpoint | None, left: float, token: str) -> Alert:
+    expiry = model.transcription_expiry.strftime("%Y-%m-%d") if model.transcription_expiry else "?"
+    serving = f"serving endpoint {endpoint.display_name} ({endpoint.id})" if endpoint else "not deployed"
+    details = {
+        "model": model.self_uri,
+        "endpoint": endpoint.self_uri if endpoint else None,
+        "transcriptionDateTime": _iso(model.transcription_expiry) if model.transcription_expiry else None,
+        "daysLeft": round(left, 1),
+    }
+    if token == "expired":
+        return make_alert(
+            "model-expired",
+            resource=model.self_uri,
+            locale=model.locale,
+            message=f"Model {model.display_name} ({model.id}, {serving}) expired on {expiry}: "
+            "its endpoint now silently serves the base model and batch jobs with it fail.",
+            details=details,
+            at=snapshot.now,
+            key=model.id,
+        )
+    tier = int(token)
+    return make_alert(
+        "model-expiring",
+        resource=model.self_uri,
+        locale=model.locale,
+        message=f"Model {model.display_name} ({model.id}, {serving}) stops transcribing on {expiry}, "
+        f"in {max(0, int(left))} day(s).",
+        details={**details, "tier": tier},
+        severity="critical" if tier <= CRITICAL_TIER_DAYS else "warning",
+        at=snapshot.now,
+        key=f"{model.id}:{tier}",
+    )
+
+
+def _retrain(
+    snapshot: Snapshot,
+    state: LocaleState,
+    serving: CustomModel,
+    endpoint: Endpoint,
+    left: float,
+    largest: int,
+    auto_retrain: bool,
+) -> tuple[list[Action], list[Alert], set[str]]:
+    """Hands-off retrain of an expiring serving model, or an early alert when that will be impossible."""
+    if _has_replacement(state, serving):
+        return [], [], set()
+    dataset_ids = list(state.desired) or [d for d in serving.dataset_ids]
+    kinds = frozenset(d.kind for d in snapshot.datasets if d.id in dataset_ids)
+    base = adaptable_base(snapshot.base_models, serving.locale, kinds, snapshot.now)
+    if base is None:
+        if "noretrain" in managed.alerted(serving):
+            return [], [], set()
+        alert = make_alert(
+            "retrain-impossible",
+            resource=serving.self_uri,
+            locale=serving.locale,
+            message=f"Model {serving.display_name} ({serving.id}) serving endpoint {endpoint.display_name} expires "
+            f"in {max(0, int(left))} day(s) and no base model for {serving.locale} can still be trained "
+            f"with {', '.join(sorted(kinds)) or 'its'} data: plan a replacement.",
+            details={"model": serving.self_uri, "endpoint": endpoint.self_uri, "kinds": sorted(kinds)},
+            at=snapshot.now,
+            key=serving.id,
+        )
+        return [], [alert], {"noretrain"}
+    if not auto_retrain or left > largest or state.pending or state.training:
+        return [], [], set()
+    tries = sum(1 for m in state.models if m.custom_properties.get(managed.RETRAIN_OF) == serving.id)
+    if tries >= MAX_RETRAIN_ATTEMPTS or not dataset_ids:
+        return [], [], set()
+    return [train(state, dataset_ids, base, snapshot.now, "expiry", retrain_of=serving.id)], [], set()
+
+
+def _has_replacement(state: LocaleState, serving: CustomModel) -> bool:
+    """A newer managed model that outlives the serving one is trained, training, or on its way to the endpoint."""
+    for model in state.models:
+        if model.id == serving.id or model.status == "Failed":
+            continue
+        newer = model.created and serving.created and model.created > serving.created
+        outlives = (
+            model.status in ACTIVE
+            or model.transcription_expiry is None
+            or serving.transcription_expiry is None
+            or model.transcription_expiry > serving.transcription_expiry
+        )
+        if newer and outlives:
+            return True
+    return False
