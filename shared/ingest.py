@@ -28,7 +28,7 @@ KIND_FOLDERS: dict[str, str] = {
     "output-formatting": "OutputFormatting",
     "audio": "AudioFiles",
 }
-# language[-Script]-REGION, e.g. en-US, zh-CN, sr-Latn-RS; compared case-insensitively, reported as the service spells it
+# language[-Script]-REGION, e.g. en-US, zh-CN, sr-Latn-RS; compared case-insensitively
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(-[a-z]{4})?-([a-z]{2}|\d{3})$", re.IGNORECASE)
 MAX_SOURCE_PATH = managed.MAX_VALUE
 HANDLED = frozenset({"submitted", "rejected", "succeeded", "failed"})

@@ -207,7 +207,10 @@ def train(
         base_model_id=base.id,
         dataset_ids=tuple(sorted(dataset_ids)),
         display_name=f"autopilot-{state.locale}-{now.strftime('%Y%m%d-%H%M%S')}",
-        description=f"Trained by {managed.MANAGED_BY} on {len(dataset_ids)} dataset(s) from {base.display_name or base.id} because {why}.",
+        description=(
+            f"Trained by {managed.MANAGED_BY} on {len(dataset_ids)} dataset(s) "
+            f"from {base.display_name or base.id} because {why}."
+        ),
         custom_properties=managed.managed_properties(**props),
     )
 

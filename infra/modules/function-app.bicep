@@ -1,0 +1,157 @@
+// The Function App on a Flex Consumption plan: Python 3.11, code package pulled from a blob container with the
+// user-assigned identity, and identity-based connections everywhere (no AzureWebJobsStorage connection string,
+// no Speech key, Application Insights with Entra ID auth).
+
+@description('Function App name (also the default host name prefix).')
+param name string
+
+@description('Azure region.')
+param location string
+
+@description('Tags; must include azd-service-name so `azd deploy` finds the app.')
+param tags object
+
+@description('Resource id of the Flex Consumption (FC1) plan.')
+param planResourceId string
+
+@description('Storage account holding AzureWebJobsStorage state, the queues and the deployment package.')
+param storageAccountName string
+
+@description('Blob container the deployment package is uploaded to (created by the storage module).')
+param deploymentContainerName string
+
+@description('Resource id of the user-assigned managed identity the app runs as.')
+param identityResourceId string
+
+@description('Client id of that identity (AZURE_CLIENT_ID for DefaultAzureCredential, and the storage connection).')
+param identityClientId string
+
+@description('Application Insights component the app sends telemetry to (local auth disabled: Entra ID only).')
+param applicationInsightsName string
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Memory of each instance, in MB.')
+param instanceMemoryMB int = 2048
+
+@minValue(1)
+@maxValue(1000)
+@description('Most instances the app may scale out to.')
+param maximumInstanceCount int = 40
+
+@description('The app\'s own settings (what shared/settings.py reads). Host and identity settings are added here.')
+param appSettings object
+
+resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+// Host and identity settings. On Flex Consumption the runtime and version live in functionAppConfig, so
+// FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION must not be set.
+var hostSettings = {
+  AzureWebJobsStorage__blobServiceUri: storageAccount.properties.primaryEndpoints.blob
+  AzureWebJobsStorage__queueServiceUri: storageAccount.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identityClientId
+  AZURE_CLIENT_ID: identityClientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_56: App Service Authentication does not apply: the app has no HTTP functions; its only inbound call is Event Grid posting to the blobs extension webhook, which the blobs_extension system key protects.
+  // checkov:skip=CKV_AZURE_16: Same as CKV_AZURE_56: no HTTP functions to put behind Entra ID sign-in.
+  // checkov:skip=CKV_AZURE_13: Same as CKV_AZURE_56: no HTTP functions to put behind Entra ID sign-in.
+  // checkov:skip=CKV_AZURE_17: Client certificates cannot be required: Event Grid webhook delivery does not present one.
+  // checkov:skip=CKV_AZURE_222: Public network access is required for Event Grid to deliver blob events to the webhook (no private endpoints by default); see infra/README.md, "Network choice".
+  // checkov:skip=CKV_AZURE_212: Flex Consumption scales to zero by design (no always-ready instances), which keeps the idle cost near zero; the timers and queues catch up after a cold start.
+  // checkov:skip=CKV_AZURE_213: No HTTP endpoint to probe: the app is driven by timers, queues and Event Grid.
+  // checkov:skip=CKV_AZURE_66: Failed request tracing is an App Service file-system log not available on Flex Consumption; requests and failures go to Application Insights.
+  // checkov:skip=CKV_AZURE_63: HTTP logging to the file system is not available on Flex Consumption; Application Insights collects the telemetry.
+  // checkov:skip=CKV_AZURE_65: Detailed error pages are an App Service file-system log not available on Flex Consumption.
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityResourceId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: planResourceId
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    clientAffinityEnabled: false
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      cors: {
+        allowedOrigins: []
+      }
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageAccount.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityResourceId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+// No basic-auth publishing: azd deploys with Entra ID tokens.
+resource ftpCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: functionApp
+  name: 'appsettings'
+  properties: union(appSettings, hostSettings)
+}
+
+@description('Function App name.')
+output name string = functionApp.name
+
+@description('Default host name. On newer apps it is <name>-<hash>.<region>-01.azurewebsites.net, so never derive it from the name.')
+output defaultHostName string = functionApp.properties.defaultHostName
+
+@description('https://<default host name>')
+output uri string = 'https://${functionApp.properties.defaultHostName}'

@@ -1,0 +1,148 @@
+"""The whole lifecycle offline, in well under a minute: Azurite + the Speech emulator + the offline host.
+
+zip validated -> dataset created -> processed -> model trained on both -> endpoint created; a second zip -> new
+model -> the same endpoint redeployed; a broken zip -> rejected; the clock moves toward expiry -> tiered alerts,
+hands-off retrain on a newer base model, redeploy; the status table. Every process it starts is stopped.
+
+    python -m local.demo
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Callable
+
+from local import samples
+from local.azurite import Azurite
+from local.host import LocalHost
+from local.speech_emulator import SpeechEmulator
+from shared import clock, context
+from shared.status import build_status, format_table
+
+# Realistic durations on the emulator's clock (the demo moves that clock, so they cost no real time).
+DURATIONS = {"dataset": 2 * 3600, "model": 26 * 3600, "endpoint": 20 * 60}
+STEP = timedelta(minutes=30)
+
+
+class SimTimeFormatter(logging.Formatter):
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        super().__init__()
+        self.now = now
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"  [{self.now():%Y-%m-%d %H:%M}] {record.getMessage()}"
+
+
+def _configure_logging(now: Callable[[], datetime]) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(SimTimeFormatter(now))
+    handler.addFilter(lambda r: r.name in ("autopilot.ingest", "autopilot.timers", "autopilot.deploy",
+                                           "autopilot.alerts", "autopilot.host") and r.levelno >= logging.INFO)
+    root = logging.getLogger("autopilot")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    root.propagate = False
+
+
+def say(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+class Demo:
+    def __init__(self, azurite: Azurite, emulator: SpeechEmulator) -> None:
+        self.emulator = emulator
+        os.environ.update(
+            {
+                "AzureWebJobsStorage": azurite.connection_string,
+                "SPEECH_ENDPOINT": emulator.url,
+                "SPEECH_KEY": emulator.key,
+                "TRAINING_CONTAINER": "training",
+                "DEPLOY_QUEUE": "speech-deployments",
+                "ALERT_QUEUE": "speech-alerts",
+            }
+        )
+        context.reset()
+        clock.use_clock(emulator.now)
+        import function_app
+
+        self.host = LocalHost.from_env(function_app.app, timer_interval=STEP.total_seconds(), clock=emulator.now)
+        self.container = self.host.blob_service.get_container_client("training")
+        self.container.create_container()
+        self.speech = context.speech(context.settings())
+
+    def drop(self, name: str, data: bytes) -> None:
+        print(f"  drop training/{name} ({len(data):,} bytes)", flush=True)
+        self.container.get_blob_client(name).upload_blob(data, overwrite=True)
+
+    def until(self, done: Callable[[], bool], what: str, max_steps: int = 400) -> None:
+        """Run the host, moving the emulator's clock by STEP between rounds, until `done`."""
+        for _ in range(max_steps):
+            self.host.tick()
+            if done():
+                return
+            self.emulator.advance(STEP)
+        raise RuntimeError(f"the demo did not reach: {what}")
+
+    def endpoint(self):
+        return next(iter(self.speech.list_endpoints()), None)
+
+    def serving(self, predicate: Callable) -> bool:
+        endpoint = self.endpoint()
+        if endpoint is None or endpoint.status != "Succeeded":
+            return False
+        return predicate(self.speech.get_model(endpoint.model_id))
+
+    def run(self) -> None:
+        say("1. Two zips for en-US: acoustic (real 16 kHz WAV + transcript) and language text")
+        self.drop("en-US/acoustic/calls.zip", samples.acoustic_zip(4))
+        self.drop("en-US/language/phrases.zip", samples.language_zip(40))
+        self.until(lambda: self.serving(lambda m: len(m.dataset_ids) == 2), "an endpoint serving both datasets")
+        first = self.endpoint()
+
+        say("2. A second language zip: a new model, the same endpoint redeployed")
+        self.drop("en-US/language/more-phrases.zip", samples.language_zip(80))
+        self.until(lambda: self.serving(lambda m: len(m.dataset_ids) == 3), "the endpoint serving three datasets")
+        assert self.endpoint().id == first.id, "the endpoint id must not change"
+        print(f"  endpoint {first.id} kept its id", flush=True)
+
+        say("3. A broken zip: its transcript names a file that is not in it")
+        self.drop("en-US/acoustic/broken.zip", samples.acoustic_zip(2, missing=("lost.wav",)))
+        self.until(
+            lambda: self.container.get_blob_client("en-US/acoustic/broken.zip").get_blob_tags().get(
+                "autopilot-status") == "rejected",
+            "the broken zip rejected",
+        )
+
+        say("4. Years pass: a newer base model ships; the serving model nears expiry")
+        serving = self.speech.get_model(self.endpoint().model_id)
+        target = serving.transcription_expiry - timedelta(days=10)
+        base = self.emulator.add_base_model("en-US", created=target - timedelta(days=30))
+        print(f"  new base model {base['displayName']}; clock jumps to {target:%Y-%m-%d} "
+              f"(model expires {serving.transcription_expiry:%Y-%m-%d})", flush=True)
+        self.emulator.advance(target - self.emulator.now())
+        self.until(lambda: self.serving(lambda m: m.custom_properties.get("reason") == "expiry"),
+                   "the retrained model on the endpoint")
+
+        say("5. Status")
+        from shared.blueprints.timers import snapshot
+
+        config = context.settings()
+        print(format_table(build_status(snapshot(config, self.speech, self.container))), flush=True)
+
+
+def main() -> int:
+    started = time.monotonic()
+    with Azurite() as azurite, SpeechEmulator(durations=DURATIONS) as emulator:
+        emulator.set_now(datetime.now(UTC).replace(microsecond=0))
+        _configure_logging(emulator.now)
+        Demo(azurite, emulator).run()
+    print(f"\nDemo finished in {time.monotonic() - started:.1f} s of wall time; Azurite and the emulator stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
