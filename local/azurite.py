@@ -25,7 +25,7 @@ def _wait_for(port: int, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"Azurite exited with code {proc.returncode}")
+            raise RuntimeError(f"Azurite exited with code {proc.returncode}: {proc.stderr.read().decode()[-500:]}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -59,7 +59,6 @@ class Azurite:
             "--blobHost", "127.0.0.1", "--blobPort", str(self.blob_port),
             "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
             "--tableHost", "127.0.0.1", "--tablePort", str(table_port),
-            "--location", self._workdir,
         ]  # fmt: skip
         self._proc = subprocess.Popen(
             args, cwd=self._workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True

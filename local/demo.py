@@ -128,7 +128,7 @@ class Demo:
                    "the retrained model on the endpoint")
 
         say("5. Status")
-        from shared.blueprints.timers import snapshot
+        from shared.flows.timers import snapshot
 
         config = context.settings()
         print(format_table(build_status(snapshot(config, self.speech, self.container))), flush=True)

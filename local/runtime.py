@@ -15,6 +15,8 @@ from typing import Any, Callable, Mapping
 
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
+from azure.functions.queue import QueueMessage
+from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueServiceClient
 
 from shared.settings import binding_value
@@ -46,6 +48,16 @@ class Invocation:
     outputs: dict[str, Any]
 
 
+_indexed: dict[int, list] = {}
+
+
+def index(app: func.FunctionApp) -> list:
+    """The app's functions, indexed once per process as the host does (FunctionApp allows only one indexing)."""
+    if id(app) not in _indexed:
+        _indexed[id(app)] = app.get_functions()
+    return _indexed[id(app)]
+
+
 def resolve(expression: str, env: Mapping[str, str] | None = None) -> str:
     """Resolve %SETTING% parts of a binding expression from app settings (with the app's defaults)."""
     return _EXPR.sub(lambda m: binding_value(m.group(1), env), expression)
@@ -53,7 +65,7 @@ def resolve(expression: str, env: Mapping[str, str] | None = None) -> str:
 
 class Runtime:
     def __init__(self, app: func.FunctionApp, *, connection_string: str, host_json: Path = ROOT / "host.json"):
-        self.functions = {fn.get_function_name(): fn for fn in app.get_functions()}
+        self.functions = {fn.get_function_name(): fn for fn in index(app)}
         queues = json.loads(host_json.read_text()).get("extensions", {}).get("queues", {})
         self.max_dequeue_count = int(queues.get("maxDequeueCount", 5))
         self.encoding = queues.get("messageEncoding", "base64")
@@ -83,7 +95,7 @@ class Runtime:
         """Call a function as the host would: trigger argument plus fresh Out objects; on success, flush the
         outputs. An exception is recorded and returned (the host would log it and retry where it retries)."""
         trigger = self.trigger(name)
-        outputs = {b["name"]: Out() for b in self.bindings(name) if b.get("direction") == "OUT"}
+        outputs = {b["name"]: Out() for b in self.bindings(name) if getattr(b["direction"], "name", b["direction"]) == "OUT"}
         kwargs = {trigger["name"]: trigger_value, **outputs}
         try:
             self.functions[name].get_user_function()(**kwargs)
@@ -109,7 +121,7 @@ class Runtime:
                 self.send(queue, message if isinstance(message, str) else message.decode())
 
     def fire_timer(self, name: str, *, past_due: bool = False) -> Invocation:
-        return self.invoke(name, func.TimerRequest(past_due=past_due))
+        return self.invoke(name, TimerRequest(past_due=past_due))
 
     def deliver_blob(self, name: str, blob_name: str) -> Invocation:
         """A BlobCreated delivery: the extension builds the SDK BlobClient from model binding data, exactly as
@@ -161,7 +173,7 @@ class Runtime:
         for message in client.receive_messages(max_messages=min(32, max_messages), visibility_timeout=30):
             delivered += 1
             body = self.decode(message.content)
-            trigger = func.QueueMessage(
+            trigger = QueueMessage(
                 id=message.id,
                 body=body.encode(),
                 dequeue_count=message.dequeue_count,

@@ -245,8 +245,8 @@ def _dataset_outcomes(snapshot: Snapshot) -> list[Action]:
         if dataset is None:
             continue
         status = {"Succeeded": "succeeded", "Failed": "failed"}.get(dataset.status)
-        if status and blob.tags.get(TAG_STATUS) != status:
-            tags = {TAG_STATUS: status, TAG_ETAG: blob.etag, TAG_DATASET: dataset.id}
+        tags = {TAG_STATUS: status, TAG_ETAG: blob.etag, TAG_DATASET: dataset.id}
+        if status and any(blob.tags.get(name) != value for name, value in tags.items()):  # tags of another version
             if dataset.error:
                 tags[TAG_REASON] = f"{dataset.error.code}: {dataset.error.message}"
             actions.append(TagBlob(blob.name, blob.etag, tags))
@@ -393,7 +393,8 @@ def _endpoint_outcomes(snapshot: Snapshot) -> list[Action]:
                         **({"code": error.code, "error": error.message} if error else {}),
                     },
                     at=snapshot.now,
-                    key=token,
+                    # a later deployment of the same model (a rollback) is another event: it needs another id
+                    key=f"{token}@{_iso(endpoint.last_action)}" if endpoint.last_action else token,
                 )
             )
         )

@@ -86,7 +86,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def gather() -> Snapshot:
     from shared import context
-    from shared.blueprints.timers import snapshot
+    from shared.flows.timers import snapshot
 
     config = context.settings()
     return snapshot(config, context.speech(config), context.training_container(config))

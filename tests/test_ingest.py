@@ -35,7 +35,7 @@ def datasets(emulator) -> list[dict]:
 @pytest.fixture
 def sas_urls(monkeypatch) -> list[str]:
     """The contentUrl values the ingest generated (the emulator only keeps redacted copies)."""
-    from shared.blueprints import ingest as blueprint
+    from shared.flows import ingest as blueprint
 
     urls: list[str] = []
     original = blueprint.content_sas_url

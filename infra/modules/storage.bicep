@@ -27,6 +27,7 @@ param softDeleteDays int = 7
 
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35: Network default Allow is required: the Speech service GETs each dataset's contentUrl (a user-delegation SAS URL) from outside any network we control, and Flex Consumption without VNet integration reaches storage over its public endpoint. Access is still Entra-only (Shared Key off). See infra/README.md, "Network choice", for the hardening path.
+  // checkov:skip=CKV_AZURE_59: Public network access stays enabled for the same reason as CKV_AZURE_35 (the Speech service fetches contentUrl from outside); no private endpoints by default.
   // checkov:skip=CKV_AZURE_206: Locally redundant storage is enough: the account holds transient training uploads (the source of truth stays with whoever uploads them), queue messages and a re-deployable code package; ZRS/GRS would add cost and is not offered in every Flex Consumption region.
   // checkov:skip=CKV_AZURE_33: Storage Analytics classic queue logging writes to $logs with Shared Key semantics and is being retired; queue activity is already visible in the app's Application Insights traces.
   name: name

@@ -1,24 +1,11 @@
-"""Queue-triggered deployment: create the locale's endpoint, or PATCH its model (no downtime, same endpoint id).
+"""Queue-triggered deployment and its poison queue. Work in shared.flows.deploy.
 
-Rejections (bad message, unusable model, the service refusing) finish the message with a `deploy-rejected`
-alert. Transient failures raise, so the host retries; after maxDequeueCount the host moves the message to
-`<DEPLOY_QUEUE>-poison`, where `deploy_poison` raises `deploy-poisoned` with the original message.
+Transient failures raise, so the host retries; after maxDequeueCount (host.json) the host moves the message to
+`<DEPLOY_QUEUE>-poison`, where `deploy_poison` raises a `deploy-poisoned` alert with the original message.
 """
 
-from __future__ import annotations
-
-import logging
 
 import azure.functions as func
-
-from shared import clock, context, managed
-from shared.alerts import Alert, deliver, make_alert
-from shared.deploy import DeployRequest, Plan, decode_body, parse_message, plan_deploy
-from shared.settings import Settings
-from shared.speech import SpeechClient, SpeechError
-from shared.storage import autopilot_lock
-
-log = logging.getLogger("autopilot.deploy")
 
 bp = func.Blueprint()
 
@@ -27,108 +14,15 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="msg", queue_name="%DEPLOY_QUEUE%", connection="AzureWebJobsStorage")
 @bp.queue_output(arg_name="alerts", queue_name="%ALERT_QUEUE%", connection="AzureWebJobsStorage")
 def deploy(msg: func.QueueMessage, alerts: func.Out[list[str]]) -> None:
-    config = context.settings()
-    text = msg.get_body().decode("utf-8", errors="replace")
-    request = parse_message(text)
-    if isinstance(request, str):
-        alert = _rejected(None, text, f"malformed deploy message: {request}", msg.id or "")
-    else:
-        alert = handle(config, request, msg.id or "")
-    deliver([alert] if alert else [], alerts, config.alert_webhook_url)
+    from shared.flows.deploy import on_message
+
+    on_message(msg, alerts)
 
 
 @bp.function_name("deploy_poison")
 @bp.queue_trigger(arg_name="msg", queue_name="%DEPLOY_QUEUE%-poison", connection="AzureWebJobsStorage")
 @bp.queue_output(arg_name="alerts", queue_name="%ALERT_QUEUE%", connection="AzureWebJobsStorage")
 def deploy_poison(msg: func.QueueMessage, alerts: func.Out[list[str]]) -> None:
-    config = context.settings()
-    text = msg.get_body().decode("utf-8", errors="replace")
-    try:
-        original = decode_body(text)
-    except ValueError:
-        original = text
-    locale = original.get("locale") if isinstance(original, dict) else None
-    model = original.get("model") if isinstance(original, dict) else None
-    alert = make_alert(
-        "deploy-poisoned",
-        resource=str(model or locale or "deploy message"),
-        locale=locale if isinstance(locale, str) else None,
-        message="A deploy request failed on every attempt and was parked in the poison queue; "
-        "nothing was deployed. Fix the cause and enqueue the message again.",
-        details={"message": original, "messageId": msg.id, "dequeueCount": msg.dequeue_count},
-        at=clock.now(),
-        key=msg.id or text,
-    )
-    deliver([alert], alerts, config.alert_webhook_url)
+    from shared.flows.deploy import on_poison
 
-
-def handle(config: Settings, request: DeployRequest, message_id: str) -> Alert | None:
-    """Carry out one request under the autopilot lock. Returns a rejection alert, or None when done."""
-    speech = context.speech(config)
-    with autopilot_lock(context.training_container(config)):
-        model = _model(speech, request.model)
-        endpoints = list(speech.list_endpoints())
-        plan = plan_deploy(request, model, endpoints, clock.now())
-        log.info("deploy %s to %s (%s): %s — %s", request.model, request.locale, request.reason, plan.action, plan.why)
-        if plan.action == "reject":
-            return _rejected(request, request.as_dict(), plan.why, message_id, critical=plan.critical)
-        if plan.action == "noop":
-            return None
-        assert model is not None
-        try:
-            _apply(speech, plan, request, model.self_uri)
-        except SpeechError as exc:
-            if exc.transient or exc.ambiguous:
-                raise  # the host retries; a retry looks the endpoint up first, so nothing is created twice
-            return _rejected(
-                request,
-                request.as_dict(),
-                f"the Speech service refused: {exc.message}",
-                message_id,
-                critical=exc.inner_code == "QuotaViolation",
-            )
-    return None
-
-
-def _model(speech: SpeechClient, model: str):
-    if "/models/base/" in model:
-        return None
-    try:
-        return speech.get_model(model)
-    except SpeechError as exc:
-        if exc.not_found or exc.status == 400:
-            return None
-        raise
-
-
-def _apply(speech: SpeechClient, plan: Plan, request: DeployRequest, model_uri: str) -> None:
-    if plan.action == "create":
-        endpoint = speech.create_endpoint(
-            display_name=f"autopilot-{request.locale}",
-            locale=request.locale,
-            model=model_uri,
-            description=f"Managed by {managed.MANAGED_BY}: serves the newest custom model for {request.locale}.",
-            custom_properties=managed.managed_properties(**{managed.REASON: request.reason}),
-        )
-        log.info("created endpoint %s for %s with model %s", endpoint.id, request.locale, model_uri)
-        return
-    assert plan.endpoint is not None
-    props = None  # an endpoint the app does not manage keeps its customProperties as they are
-    if managed.is_managed(plan.endpoint):
-        props = managed.with_properties(plan.endpoint.custom_properties, **{managed.REASON: request.reason})
-    speech.update_endpoint(plan.endpoint.id, model=model_uri, custom_properties=props)
-    log.info("endpoint %s now deploys model %s (%s)", plan.endpoint.id, model_uri, request.reason)
-
-
-def _rejected(request: DeployRequest | None, original, why: str, message_id: str, *, critical: bool = False) -> Alert:
-    locale = request.locale if request else None
-    return make_alert(
-        "deploy-rejected",
-        resource=request.model if request else "deploy message",
-        locale=locale,
-        message=f"Deploy request not carried out: {why}",
-        details={"why": why, "message": original},
-        severity="critical" if critical else None,
-        at=clock.now(),
-        key=message_id or why,
-    )
+    on_poison(msg, alerts)

@@ -1,0 +1,1 @@
+"""Project checkov checks (checkov loads only directories with an __init__.py)."""
