@@ -25,7 +25,7 @@ from shared.status import build_status, format_table
 
 # Realistic durations on the emulator's clock (the demo moves that clock, so they cost no real time).
 DURATIONS = {"dataset": 2 * 3600, "model": 26 * 3600, "endpoint": 20 * 60}
-STEP = timedelta(minutes=30)
+STEP = timedelta(hours=2)
 
 
 class SimTimeFormatter(logging.Formatter):
@@ -34,7 +34,11 @@ class SimTimeFormatter(logging.Formatter):
         self.now = now
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"  [{self.now():%Y-%m-%d %H:%M}] {record.getMessage()}"
+        text = record.getMessage()
+        if record.name == "autopilot.alerts" and isinstance(record.args, tuple) and len(record.args) == 6:
+            severity, kind, _locale, _resource, _id, message = record.args
+            text = f"ALERT {kind} ({severity}): {message}"
+        return f"  [{self.now():%Y-%m-%d %H:%M}] {text}"
 
 
 def _configure_logging(now: Callable[[], datetime]) -> None:
@@ -136,6 +140,7 @@ class Demo:
 
 def main() -> int:
     started = time.monotonic()
+    logging.getLogger().addHandler(logging.NullHandler())  # keep library chatter out of the demo's output
     with Azurite() as azurite, SpeechEmulator(durations=DURATIONS) as emulator:
         emulator.set_now(datetime.now(UTC).replace(microsecond=0))
         _configure_logging(emulator.now)

@@ -109,7 +109,7 @@ class LocalHost:
         return next_occurrence(resolve(self.runtime.trigger(name)["schedule"]), now)
 
     def fire(self, name: str) -> None:
-        log.info("timer %s fires", name)
+        log.debug("timer %s fires", name)
         self.runtime.fire_timer(name)
 
     # -- the loop ----------------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ class Runtime:
         """Call a function as the host would: trigger argument plus fresh Out objects; on success, flush the
         outputs. An exception is recorded and returned (the host would log it and retry where it retries)."""
         trigger = self.trigger(name)
-        outputs = {b["name"]: Out() for b in self.bindings(name) if getattr(b["direction"], "name", b["direction"]) == "OUT"}
+        outputs = {b["name"]: Out() for b in self.bindings(name) if getattr(b["direction"], "name", "") == "OUT"}
         kwargs = {trigger["name"]: trigger_value, **outputs}
         try:
             self.functions[name].get_user_function()(**kwargs)

@@ -65,8 +65,10 @@ def with_properties(current: Mapping[str, str], **updates: str | None) -> dict[s
     return merged
 
 
-def with_alerted(current: Mapping[str, str], *tokens: str) -> dict[str, str]:
-    existing = [t for t in current.get(ALERTED, "").split(",") if t]
+def with_alerted(current: Mapping[str, str], *tokens: str, replace: bool = False) -> dict[str, str]:
+    """Record alert tokens (`replace`: only these). Never raises: when someone else filled all 10 entries, the
+    properties stay as they are and the alert may repeat (with the same id); nothing else stops."""
+    existing = [] if replace else [t for t in current.get(ALERTED, "").split(",") if t]
     for token in tokens:
         if token not in existing:
             existing.append(token)
@@ -74,7 +76,10 @@ def with_alerted(current: Mapping[str, str], *tokens: str) -> dict[str, str]:
     while len(value) > MAX_VALUE and existing:  # keep the newest tokens
         existing.pop(0)
         value = ",".join(existing)
-    return with_properties(current, **{ALERTED: value})
+    try:
+        return with_properties(current, **{ALERTED: value})
+    except ValueError:  # someone else filled all 10 entries: the alert may repeat (same id), nothing else stops
+        return dict(current)
 
 
 def managed_properties(**values: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Sequence, Union
 
 from shared import managed
 from shared.alerts import Alert, make_alert
-from shared.ingest import Target, already_handled, parse_blob_name, source_path
+from shared.ingest import Target, parse_blob_name, source_path
 from shared.speech import BaseModel, CustomModel, Dataset, Endpoint
 from shared.storage import TAG_DATASET, TAG_ETAG, TAG_REASON, TAG_STATUS, ZipBlob
 
@@ -157,7 +157,7 @@ def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
             continue
         dataset = zip_dataset(snapshot, blob)
         if dataset is None:
-            if blob.tags.get(TAG_STATUS) != "rejected" or blob.tags.get(TAG_ETAG) != blob.etag:
+            if not rejected_version(blob):
                 state(target.locale).pending.append(blob.name)
         elif dataset.status == "Succeeded":
             state(dataset.locale).desired[dataset.id] = dataset
@@ -231,9 +231,17 @@ def plan_poll(snapshot: Snapshot, *, auto_deploy: bool) -> list[Action]:
     return actions
 
 
+def rejected_version(blob: ZipBlob) -> bool:
+    return blob.tags.get(TAG_STATUS) == "rejected" and blob.tags.get(TAG_ETAG) == blob.etag
+
+
 def _sweep(snapshot: Snapshot) -> list[Action]:
+    """Zips with no dataset for their current version and no rejection: events missed, late, or a dataset
+    deleted by hand. The ingest looks up before creating, so a late event and the sweep never make two."""
     return [
-        Ingest(blob.name) for blob in snapshot.zips if not already_handled(blob) and zip_dataset(snapshot, blob) is None
+        Ingest(blob.name)
+        for blob in snapshot.zips
+        if not rejected_version(blob) and zip_dataset(snapshot, blob) is None
     ]
 
 
@@ -398,7 +406,7 @@ def _endpoint_outcomes(snapshot: Snapshot) -> list[Action]:
                 )
             )
         )
-        props = managed.with_properties(endpoint.custom_properties, **{managed.ALERTED: token})
+        props = managed.with_alerted(endpoint.custom_properties, token, replace=True)
         actions.append(UpdateProperties("endpoints", endpoint.id, props))
     return actions
 

@@ -71,7 +71,9 @@ def error_json(code: str | None, message: str | None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}} if code else {}
 
 
-def zip_blob(name: str, etag: str = "0x8DE0001", status: str | None = None, dataset_id: str = "", **tags: str) -> ZipBlob:
+def zip_blob(
+    name: str, etag: str = "0x8DE0001", status: str | None = None, dataset_id: str = "", **tags: str
+) -> ZipBlob:
     """A zip in the training container; `status` fills in the autopilot tags for this very version."""
     all_tags = dict(tags)
     if status:
@@ -87,12 +89,13 @@ def dataset(
     *,
     etag: str = "0x8DE0001",
     status: str = "Succeeded",
-    created: datetime = NOW - days(2),
+    created: datetime | None = None,
     error: tuple[str, str] | None = None,
     props: dict[str, str | None] | None = None,
     is_managed: bool = True,
 ) -> Dataset:
     """A dataset made from the zip `name` (locale and kind follow its folders)."""
+    created = created or NOW - days(2)
     locale, folder = name.split("/")[:2]
     mine = managed.managed_properties(**{managed.SOURCE: f"{CONTAINER}/{name}", managed.SOURCE_ETAG: etag})
     if not is_managed:
@@ -130,13 +133,14 @@ def model(
     locale: str = "en-US",
     status: str = "Succeeded",
     base: str = "base-2025",
-    created: datetime = NOW - days(60),
+    created: datetime | None = None,
     expires: datetime | None = None,
     error: tuple[str, str] | None = None,
     props: dict[str, str | None] | None = None,
     is_managed: bool = True,
 ) -> CustomModel:
     """A custom model; managed ones carry the customProperties the planner gives the models it trains."""
+    created = created or NOW - days(60)
     mine = (
         managed.managed_properties(
             **{
@@ -174,10 +178,11 @@ def base_model(
     base_id: str,
     *,
     locale: str = "en-US",
-    created: datetime = NOW - days(100),
+    created: datetime | None = None,
     adapt_until: datetime | None = None,
     kinds: tuple[str, ...] = ALL_KINDS,
 ) -> BaseModel:
+    created = created or NOW - days(100)
     adapt_until = adapt_until or created + days(365)
     return BaseModel.from_json(
         {
@@ -212,11 +217,12 @@ def endpoint(
     *,
     locale: str = "en-US",
     status: str = "Succeeded",
-    created: datetime = NOW - days(50),
+    created: datetime | None = None,
     error: tuple[str, str] | None = None,
     props: dict[str, str | None] | None = None,
     is_managed: bool = True,
 ) -> Endpoint:
+    created = created or NOW - days(50)
     mine = managed.managed_properties(**{managed.REASON: "trained"}) if is_managed else {}
     return Endpoint.from_json(
         {
@@ -313,9 +319,7 @@ def apply(snapshot: Snapshot, actions) -> Snapshot:
 
 
 def set_status(snapshot: Snapshot, model_id: str, status: str) -> Snapshot:
-    models = [
-        CustomModel.from_json({**m.raw, "status": status}) if m.id == model_id else m for m in snapshot.models
-    ]
+    models = [CustomModel.from_json({**m.raw, "status": status}) if m.id == model_id else m for m in snapshot.models]
     return dataclasses.replace(snapshot, models=models)
 
 
@@ -377,9 +381,7 @@ def test_deleting_a_zip_takes_its_dataset_out_of_the_set():
 
 
 def test_an_empty_container_trains_nothing():
-    snapshot = snap(
-        datasets=[dataset("d1")], models=[model("m1", ("d1",))], endpoints=[deployed("e1", "m1")]
-    )
+    snapshot = snap(datasets=[dataset("d1")], models=[model("m1", ("d1",))], endpoints=[deployed("e1", "m1")])
 
     assert poll(snapshot) == []
 
@@ -580,20 +582,24 @@ def test_a_failed_dataset_alerts_once_with_the_service_error_and_tags_its_zip():
     actions = poll(snapshot)
 
     [alert] = alerts(actions)
-    assert (alert.kind, alert.locale, alert.resource) == ("dataset-failed", "en-US", "training/en-US/acoustic/calls.zip")
+    assert (alert.kind, alert.locale) == ("dataset-failed", "en-US")
+    assert alert.resource == "training/en-US/acoustic/calls.zip"
     assert alert.details["code"] == "InvalidAudioFormat"
     assert alert.details["error"] == "calls/0001.wav is not 16 kHz mono PCM."
     assert "calls/0001.wav is not 16 kHz mono PCM." in alert.message
-    assert TagBlob(
-        "en-US/acoustic/calls.zip",
-        "0x7",
-        {
-            TAG_STATUS: "failed",
-            TAG_ETAG: "0x7",
-            TAG_DATASET: "d1",
-            TAG_REASON: "InvalidAudioFormat: calls/0001.wav is not 16 kHz mono PCM.",
-        },
-    ) in actions
+    assert (
+        TagBlob(
+            "en-US/acoustic/calls.zip",
+            "0x7",
+            {
+                TAG_STATUS: "failed",
+                TAG_ETAG: "0x7",
+                TAG_DATASET: "d1",
+                TAG_REASON: "InvalidAudioFormat: calls/0001.wav is not 16 kHz mono PCM.",
+            },
+        )
+        in actions
+    )
     after = apply(snapshot, actions)
     assert after.zips[0].tags["owner"] == "team-a"
     assert poll(after) == []
@@ -613,8 +619,9 @@ def test_a_failed_dataset_holds_back_nothing_else():
 
 def test_a_dataset_that_succeeded_tags_its_zip():
     blob = zip_blob("en-US/acoustic/calls.zip", "0x7", status="submitted", dataset_id="d1")
-    snapshot = snap(zips=[blob], datasets=[dataset("d1", etag="0x7")], models=[model("m1")],
-                    endpoints=[deployed("e1", "m1")])
+    snapshot = snap(
+        zips=[blob], datasets=[dataset("d1", etag="0x7")], models=[model("m1")], endpoints=[deployed("e1", "m1")]
+    )
 
     assert poll(snapshot) == [
         TagBlob("en-US/acoustic/calls.zip", "0x7", {TAG_STATUS: "succeeded", TAG_ETAG: "0x7", TAG_DATASET: "d1"})
@@ -660,9 +667,7 @@ def test_a_failed_model_alerts_once():
     assert len(failures) == 1
     assert failures[0].resource == failed.self_uri
     assert (failures[0].details["code"], failures[0].details["error"]) == ("InternalError", "Training failed.")
-    assert UpdateProperties(
-        "models", "m1", managed.with_alerted(failed.custom_properties, "failed")
-    ) in actions
+    assert UpdateProperties("models", "m1", managed.with_alerted(failed.custom_properties, "failed")) in actions
     assert alerts(poll(apply(snapshot, actions))) == []
 
 
@@ -798,6 +803,15 @@ def test_endpoints_still_deploying_or_not_managed_raise_nothing(ep):
 # -- locales and idempotence --------------------------------------------------------------------------------------
 
 
+def test_an_endpoint_with_full_custom_properties_does_not_stop_other_locales():
+    full = endpoint("e-en", "m-en", props={f"owner{i}": "platform-team" for i in range(8)})
+    assert len(full.custom_properties) == managed.MAX_ENTRIES
+
+    actions = poll(snap(pair("de-DE/acoustic/anrufe.zip", "d-de"), endpoints=[full]))
+
+    assert only_training(actions).locale == "de-DE"
+
+
 def test_two_locales_are_independent():
     snapshot = snap(
         pair("en-US/acoustic/calls.zip", "d-en1"),
@@ -847,13 +861,21 @@ def test_a_busy_poll_has_nothing_left_to_do_once_its_actions_are_applied():
 
 
 def serving(left: float, *, base_models=BASES, locale: str = "en-US", **model_kwargs: Any) -> Snapshot:
-    """A locale whose one zip trained model m-<locale>, which serves the locale's endpoint and expires in `left` days."""
+    """A locale whose one zip trained model m-<locale>; it serves the locale's endpoint and expires in `left` days."""
     expires = NOW + days(left)
     folder = "acoustic"
     return snap(
         pair(f"{locale}/{folder}/calls.zip", f"d-{locale}", created=expires - days(800)),
-        models=[model(f"m-{locale}", (f"d-{locale}",), locale=locale, created=expires - days(730), expires=expires,
-                      **model_kwargs)],
+        models=[
+            model(
+                f"m-{locale}",
+                (f"d-{locale}",),
+                locale=locale,
+                created=expires - days(730),
+                expires=expires,
+                **model_kwargs,
+            )
+        ],
         base_models=base_models,
         endpoints=[deployed(f"e-{locale}", f"m-{locale}", locale=locale)],
     )
@@ -874,9 +896,10 @@ def test_exactly_30_days_left_raises_the_30_day_tier_and_retrains():
     assert create.custom_properties[managed.REASON] == "expiry"
     assert create.custom_properties[managed.RETRAIN_OF] == "m-en-US"
     assert create.custom_properties[managed.DATASET_SET] == managed.dataset_set_digest(["d-en-US"])
-    assert UpdateProperties(
-        "models", "m-en-US", managed.with_alerted(snapshot.models[0].custom_properties, "30")
-    ) in actions
+    assert (
+        UpdateProperties("models", "m-en-US", managed.with_alerted(snapshot.models[0].custom_properties, "30"))
+        in actions
+    )
 
 
 @pytest.mark.parametrize("left", [30 + 1 / 86400, 31, 89])

@@ -15,7 +15,7 @@ from shared import clock, context, managed
 from shared.alerts import Alert, deliver, make_alert
 from shared.deploy import DeployRequest, Plan, decode_body, parse_message, plan_deploy
 from shared.settings import Settings
-from shared.speech import SpeechClient, SpeechError
+from shared.speech import SpeechClient, SpeechError, entity_id
 from shared.storage import autopilot_lock
 
 log = logging.getLogger("autopilot.deploy")
@@ -61,7 +61,8 @@ def handle(config: Settings, request: DeployRequest, message_id: str) -> Alert |
         model = _model(speech, request.model)
         endpoints = list(speech.list_endpoints())
         plan = plan_deploy(request, model, endpoints, clock.now())
-        log.info("deploy %s to %s (%s): %s — %s", request.model, request.locale, request.reason, plan.action, plan.why)
+        log.info("deploy model %s to %s (%s): %s, %s", entity_id(request.model), request.locale, request.reason,
+                 plan.action, plan.why)
         if plan.action == "reject":
             return _rejected(request, request.as_dict(), plan.why, message_id, critical=plan.critical)
         if plan.action == "noop":
@@ -102,14 +103,14 @@ def _apply(speech: SpeechClient, plan: Plan, request: DeployRequest, model_uri: 
             description=f"Managed by {managed.MANAGED_BY}: serves the newest custom model for {request.locale}.",
             custom_properties=managed.managed_properties(**{managed.REASON: request.reason}),
         )
-        log.info("created endpoint %s for %s with model %s", endpoint.id, request.locale, model_uri)
+        log.info("created endpoint %s for %s with model %s", endpoint.id, request.locale, entity_id(model_uri))
         return
     assert plan.endpoint is not None
     props = None  # an endpoint the app does not manage keeps its customProperties as they are
     if managed.is_managed(plan.endpoint):
         props = managed.with_properties(plan.endpoint.custom_properties, **{managed.REASON: request.reason})
     speech.update_endpoint(plan.endpoint.id, model=model_uri, custom_properties=props)
-    log.info("endpoint %s now deploys model %s (%s)", plan.endpoint.id, model_uri, request.reason)
+    log.info("endpoint %s now deploys model %s (%s)", plan.endpoint.id, entity_id(model_uri), request.reason)
 
 
 def _rejected(request: DeployRequest | None, original, why: str, message_id: str, *, critical: bool = False) -> Alert:

@@ -32,7 +32,7 @@ def on_blob(blob: BlobClient, alerts) -> None:
     deliver(ingest_blob(config, blob), alerts, config.alert_webhook_url)
 
 
-def ingest_blob(config: Settings, blob: BlobClient) -> list[Alert]:
+def ingest_blob(config: Settings, blob: BlobClient, *, trust_tags: bool = True) -> list[Alert]:
     """Validate one blob and create its dataset, at most once per blob version. Returns the alerts to raise.
 
     Safe to call for any blob, any number of times, concurrently: the event path and the reconcile sweep share it.
@@ -50,7 +50,7 @@ def ingest_blob(config: Settings, blob: BlobClient) -> list[Alert]:
     zip_blob = ZipBlob(
         name=name, etag=clean_etag(props.etag), size=props.size, last_modified=props.last_modified, tags=tags
     )
-    if ingest.already_handled(zip_blob):
+    if trust_tags and ingest.already_handled(zip_blob):
         log.info("%s (ETag %s) was handled already", name, zip_blob.etag)
         return []
     path = ingest.source_path(blob.container_name, name)
@@ -84,7 +84,7 @@ def _create_dataset(
             set_autopilot_tags(blob, zip_blob.tags, **ingest.submitted_tags(zip_blob.etag, decision.existing.id))
             return
         url = content_sas_url(blob, config.sas_lifetime_hours)
-        log.info("creating a %s dataset for %s from %s", target.kind, path, redact(url))
+        log.info("creating the %s dataset for %s from %s", target.kind, path, redact(url))
         dataset = speech.create_dataset(content_url=url, **ingest.dataset_request(target, zip_blob, path))
         tags = ingest.submitted_tags(zip_blob.etag, dataset.id)
         if warnings:

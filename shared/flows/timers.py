@@ -19,14 +19,15 @@ from shared import clock, context, reconcile
 from shared.alerts import Alert, deliver
 from shared.flows.ingest import ingest_blob
 from shared.settings import Settings
-from shared.speech import SpeechClient, SpeechError
-from shared.storage import LockBusy, autopilot_lock, list_zips, set_autopilot_tags
+from shared.speech import SpeechClient, SpeechError, entity_id
+from shared.storage import TAG_DATASET, TAG_STATUS, LockBusy, autopilot_lock, list_zips, set_autopilot_tags
 
 log = logging.getLogger("autopilot.timers")
 
 def on_reconcile(timer, alerts, deployments) -> None:
     config = context.settings()
-    result = run(config, lambda snap: reconcile.plan_poll(snap, auto_deploy=config.auto_deploy), past_due=timer.past_due)
+    plan = lambda snap: reconcile.plan_poll(snap, auto_deploy=config.auto_deploy)  # noqa: E731
+    result = run(config, plan, past_due=timer.past_due)
     _emit(config, result, alerts, deployments)
 
 
@@ -87,7 +88,7 @@ def run(
     for action in result.actions:  # the sweep takes the lock per blob, so it runs after releasing it
         if isinstance(action, reconcile.Ingest):
             log.info("sweep: %s has no dataset yet; ingesting it", action.blob_name)
-            result.alerts += ingest_blob(config, container.get_blob_client(action.blob_name))
+            result.alerts += ingest_blob(config, container.get_blob_client(action.blob_name), trust_tags=False)
     return result
 
 
@@ -99,7 +100,8 @@ def _execute(result: RunResult, snap: reconcile.Snapshot, speech: SpeechClient, 
             if isinstance(action, reconcile.Raise):
                 result.alerts.append(action.alert)
             elif isinstance(action, reconcile.RequestDeploy):
-                log.info("requesting deployment of %s to %s (%s)", action.model, action.locale, action.reason)
+                log.info("requesting deployment of model %s to %s (%s)", entity_id(action.model), action.locale,
+                         action.reason)
                 result.deployments.append(action.message())
             elif isinstance(action, reconcile.CreateModel):
                 model = speech.create_model(
@@ -128,6 +130,8 @@ def _execute(result: RunResult, snap: reconcile.Snapshot, speech: SpeechClient, 
                 blob = zips.get(action.blob_name)
                 if blob is not None and blob.etag == action.etag:
                     set_autopilot_tags(container.get_blob_client(action.blob_name), blob.tags, **action.tags)
+                    tags = action.tags
+                    log.info("%s: dataset %s %s", action.blob_name, tags.get(TAG_DATASET), tags[TAG_STATUS])
         except (SpeechError, AzureError) as exc:
             result.failed += 1
             log.warning("action %s failed; a later pass retries it: %s", type(action).__name__, exc)
