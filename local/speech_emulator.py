@@ -9,6 +9,11 @@ every response, the NotStarted -> Running -> Succeeded/Failed progression comput
 clock (real or frozen), the documented quarter rule for deprecation dates, forced failures and injected faults
 (error statuses with Retry-After, slow answers). An optional observer sees every request and response.
 
+Choices where the service's behaviour is not documented: a `top` above `page_size` is cut to it (server-driven
+paging); PATCH replaces `customProperties` as a whole; a model without `baseModel` gets the locale's newest base
+model; Acoustic and AudioFiles WAVs must be 8 or 16 kHz mono 16-bit PCM (the documented format); `contentUrl` is
+echoed with its SAS signature redacted. Nothing secret is kept: request logs hold no key, token or `sig=` value.
+
 Not emulated: transcriptions, projects (a `project` reference is echoed unchecked), files, manifests, model copy,
 web hook calls (challenge, ping, test), real training or recognition, regional differences.
 
@@ -62,6 +67,14 @@ CHUNK_BYTES = 64 * 1024
 DOWNLOAD_TIMEOUT = 30.0
 SHARED_FIELDS = ("displayName", "description", "locale", "customProperties", "project")
 PATCHABLE = ("displayName", "description", "customProperties", "project")
+OBJECT_FIELDS = ("model", "model1", "model2", "dataset", "events")
+REQUIRED = {  # besides displayName; the service's rules, stricter than the schema's for endpoints
+    "datasets": ("locale", "kind"),
+    "models": ("locale",),
+    "endpoints": ("locale", "model"),
+    "evaluations": ("locale", "model1", "model2", "dataset"),
+    "webhooks": ("webUrl", "events"),
+}
 LINKS = {
     "datasets": {"files": "/files"},
     "models": {"manifest": "/manifest", "copy": ":copy", "files": "/files"},
@@ -87,10 +100,9 @@ ID = r"(?P<id>[^/:]+)"
 COLL = rf"(?P<coll>{'|'.join(COLLECTIONS)})"
 # (method, path after /speechtotext, handler, runs under the lock)
 ROUTES = [
-    ("GET", r"/datasets/locales", "_dataset_locales_route", True),
-    ("GET", r"/(?P<coll>models|endpoints|evaluations)/locales", "_locales", True),
-    ("GET", r"/models/base", "_list_base", True),
-    ("GET", rf"/models/base/{ID}", "_get_base", True),
+    ("GET", r"/(?P<coll>datasets|models|endpoints|evaluations)/locales", "_locales", True),
+    ("GET", r"/(?P<coll>models/base)", "_list", True),
+    ("GET", rf"/(?P<coll>models/base)/{ID}", "_get", True),
     ("GET", rf"/datasets/{ID}/blocks", "_get_blocks", True),
     ("PUT", rf"/datasets/{ID}/blocks", "_put_block", True),
     ("POST", rf"/datasets/{ID}/blocks:commit", "_commit_blocks", True),
@@ -125,14 +137,10 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_iso(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def as_utc(moment: datetime | str) -> datetime:
+    """An aware UTC datetime from a datetime (naive means UTC) or an ISO 8601 string."""
     if isinstance(moment, str):
-        return parse_iso(moment)
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -352,31 +360,24 @@ def _check_audio_files(archive: zipfile.ZipFile, names: list[str]) -> dict[str, 
     return {"acceptedLineCount": len(names), "rejectedLineCount": 0, "durationMilliseconds": duration}
 
 
-def _text_check(suffix: str, needs_tab: bool) -> Callable[[zipfile.ZipFile, list[str]], dict[str, int]]:
-    def check(archive: zipfile.ZipFile, names: list[str]) -> dict[str, int]:
-        files = _with_suffix(names, suffix)
-        if not files:
-            raise ContentError(f"The zip holds no {suffix} file.")
-        lines = [line for name in files for line in _read_lines(archive, name) if line.strip()]
-        accepted = sum(1 for line in lines if "\t" in line or not needs_tab)
-        if not accepted:
-            raise ContentError(f"The {suffix} files hold no usable line.")
-        return {"acceptedLineCount": accepted, "rejectedLineCount": len(lines) - accepted}
-
-    return check
-
-
-def _check_output_formatting(archive: zipfile.ZipFile, names: list[str]) -> dict[str, int]:
-    return {"acceptedLineCount": len(names), "rejectedLineCount": 0}
+def _check_text(archive: zipfile.ZipFile, names: list[str], suffix: str, needs_tab: bool) -> dict[str, int]:
+    files = _with_suffix(names, suffix)
+    if not files:
+        raise ContentError(f"The zip holds no {suffix} file.")
+    lines = [line for name in files for line in _read_lines(archive, name) if line.strip()]
+    accepted = sum(1 for line in lines if "\t" in line or not needs_tab)
+    if not accepted:
+        raise ContentError(f"The {suffix} files hold no usable line.")
+    return {"acceptedLineCount": accepted, "rejectedLineCount": len(lines) - accepted}
 
 
 KIND_CHECKS: dict[str, Callable[[zipfile.ZipFile, list[str]], dict[str, int]]] = {
     "Acoustic": _check_acoustic,
     "AudioFiles": _check_audio_files,
-    "Language": _text_check(".txt", needs_tab=False),
-    "Pronunciation": _text_check(".txt", needs_tab=True),
-    "LanguageMarkdown": _text_check(".md", needs_tab=False),
-    "OutputFormatting": _check_output_formatting,
+    "Language": lambda archive, names: _check_text(archive, names, ".txt", needs_tab=False),
+    "Pronunciation": lambda archive, names: _check_text(archive, names, ".txt", needs_tab=True),  # word<TAB>phones
+    "LanguageMarkdown": lambda archive, names: _check_text(archive, names, ".md", needs_tab=False),
+    "OutputFormatting": lambda archive, names: {"acceptedLineCount": len(names), "rejectedLineCount": 0},
 }
 
 
@@ -404,6 +405,9 @@ def download(url: str, out: IO[bytes], record: dict[str, Any]) -> dict[str, str]
 
 
 class SpeechEmulator:
+    """The service on http://host:port (`url`, `key`); `start()`/`stop()` or a `with` block. Entities are kept
+    per collection; their status is computed on every read from the emulator's clock and `durations`."""
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -472,10 +476,13 @@ class SpeechEmulator:
         return self.clock.now()
 
     def set_now(self, moment: datetime | str) -> None:
-        self.clock.set(moment)
+        """Freeze the clock at `moment` (from then on only advance() moves it)."""
+        with self._lock:
+            self.clock.set(moment)
 
     def advance(self, delta: float | timedelta) -> None:
-        self.clock.advance(delta)
+        with self._lock:
+            self.clock.advance(delta)
 
     def set_durations(self, **seconds: float) -> None:
         unknown = set(seconds) - set(DEFAULT_DURATIONS)
@@ -561,35 +568,15 @@ class SpeechEmulator:
                 "counts": {name: len(items) for name, items in self._entities.items()},
             }
 
-    # views for tests: id -> the entity as the API shows it now
-
-    @property
-    def datasets(self) -> dict[str, dict[str, Any]]:
-        return self._view("datasets")
-
-    @property
-    def models(self) -> dict[str, dict[str, Any]]:
-        return self._view("models")
-
-    @property
-    def base_models(self) -> dict[str, dict[str, Any]]:
-        return self._view(BASE)
-
-    @property
-    def endpoints(self) -> dict[str, dict[str, Any]]:
-        return self._view("endpoints")
-
-    @property
-    def evaluations(self) -> dict[str, dict[str, Any]]:
-        return self._view("evaluations")
-
-    @property
-    def webhooks(self) -> dict[str, dict[str, Any]]:
-        return self._view("webhooks")
-
-    def _view(self, collection: str) -> dict[str, dict[str, Any]]:
+    def view(self, collection: str) -> dict[str, dict[str, Any]]:
+        """id -> entity as the API shows it now, for one of COLLECTIONS or BASE ("models/base")."""
         with self._lock:
             return {key: self._render(entity) for key, entity in self._entities[collection].items()}
+
+    datasets = property(lambda self: self.view("datasets"), doc="id -> dataset as the API shows it now")
+    models = property(lambda self: self.view("models"), doc="id -> custom model as the API shows it now")
+    base_models = property(lambda self: self.view(BASE), doc="id -> base model as the API shows it now")
+    endpoints = property(lambda self: self.view("endpoints"), doc="id -> endpoint as the API shows it now")
 
     # HTTP entry point
 
@@ -607,7 +594,7 @@ class SpeechEmulator:
         response = self._respond(req, lowered)
         response.headers["apim-request-id"] = str(uuid.uuid4())
         if not req.path.startswith("/_emulator/"):
-            query = {name: redact(value) for name, value in req.query.items()}
+            query = {name: "REDACTED" if name.lower() == "sig" else value for name, value in req.query.items()}
             entry = {"method": req.method, "path": req.path, "query": query, "status": response.status}
             with self._lock:
                 self.requests.append({**entry, "time": self.now()})
@@ -822,17 +809,10 @@ class SpeechEmulator:
 
     # API handlers
 
-    def _dataset_locales_route(self, req: Request) -> Response:
-        return Response(200, self._dataset_locales())
-
     def _locales(self, req: Request, coll: str) -> Response:
+        if coll == "datasets":
+            return Response(200, self._dataset_locales())
         return Response(200, sorted({m.fields["locale"] for m in self._base()}))
-
-    def _list_base(self, req: Request) -> Response:
-        return self._list(req, BASE)
-
-    def _get_base(self, req: Request, id: str) -> Response:
-        return self._get(req, BASE, id)
 
     def _list(self, req: Request, coll: str) -> Response:
         items = [self._render(e) for e in sorted(self._entities[coll].values(), key=lambda e: -e.seq)]
@@ -872,7 +852,7 @@ class SpeechEmulator:
         entity = self._entity(coll, id)
         body = _object_body(req)
         if "displayName" in body:
-            _require_text(body, "displayName")
+            _require(body, "displayName")
         _check_custom_properties(body.get("customProperties"))
         if coll == "endpoints":
             self._patch_endpoint(entity, body)
@@ -892,12 +872,16 @@ class SpeechEmulator:
             endpoint.properties["loggingEnabled"] = logging_enabled
 
     def _create(self, req: Request, coll: str) -> Response:
+        """Checks shared by every kind, then the kind's own `_create_<collection>`."""
         body = _object_body(req)
+        _require(body, "displayName", *REQUIRED[coll])
+        _check_custom_properties(body.get("customProperties"))
         return getattr(self, f"_create_{coll}")(body)
 
     def _create_datasets(self, req: Request) -> Response:
         body = _object_body(req)
-        _require_text(body, "displayName", "locale", "kind")
+        _require(body, "displayName", *REQUIRED["datasets"])
+        _check_custom_properties(body.get("customProperties"))
         kind, locale, url = body["kind"], body["locale"], body.get("contentUrl")
         if kind not in KINDS:
             raise invalid(f"Unknown dataset kind '{kind}'; known: {', '.join(KINDS)}.")
@@ -905,7 +889,6 @@ class SpeechEmulator:
             supported = self._dataset_locales()[kind]
         if locale not in supported:
             raise invalid(f"{kind} datasets are not supported for locale {locale}.", "InvalidLocale")
-        _check_custom_properties(body.get("customProperties"))
         if url is not None and not _is_http_url(url):
             raise invalid("contentUrl must be an absolute http(s) URL.")
         verdict = self._import(url, kind) if url is not None else None
@@ -938,8 +921,6 @@ class SpeechEmulator:
                 self.downloads.append(record)
 
     def _create_models(self, body: dict[str, Any]) -> Response:
-        _require_text(body, "displayName", "locale")
-        _check_custom_properties(body.get("customProperties"))
         base = self._base_model_for(body.get("baseModel"), body["locale"])
         datasets = self._training_datasets(body.get("datasets"), body["locale"], base)
         fields = {name: body[name] for name in SHARED_FIELDS if name in body}
@@ -950,10 +931,6 @@ class SpeechEmulator:
         return self._created(model)
 
     def _create_endpoints(self, body: dict[str, Any]) -> Response:
-        _require_text(body, "displayName", "locale")
-        if "model" not in body:
-            raise invalid("'model' is required.")
-        _check_custom_properties(body.get("customProperties"))
         model = self._usable_model(body["model"], body["locale"])
         if len(self._entities["endpoints"]) >= self.max_endpoints:
             raise ApiError(403, f"The resource already has {self.max_endpoints} endpoints, the maximum.",
@@ -966,11 +943,6 @@ class SpeechEmulator:
         return self._created(endpoint)
 
     def _create_evaluations(self, body: dict[str, Any]) -> Response:
-        _require_text(body, "displayName", "locale")
-        for name in ("model1", "model2", "dataset"):
-            if name not in body:
-                raise invalid(f"'{name}' is required.")
-        _check_custom_properties(body.get("customProperties"))
         models = [self._usable_model(body[name], body["locale"]) for name in ("model1", "model2")]
         dataset = self._referenced(body["dataset"], ("datasets",))
         if dataset is None or dataset.fields["kind"] != "Acoustic" or dataset.status(self.now()) != "Succeeded":
@@ -985,13 +957,10 @@ class SpeechEmulator:
         return self._created(evaluation)
 
     def _create_webhooks(self, body: dict[str, Any]) -> Response:
-        _require_text(body, "displayName", "webUrl")
         if not _is_http_url(body["webUrl"]):
             raise invalid("webUrl must be an absolute http(s) URL.", "InvalidCallbackUri")
-        events = body.get("events")
-        if not isinstance(events, dict) or not any(value is True for value in events.values()):
+        if not any(value is True for value in body["events"].values()):
             raise invalid("'events' must enable at least one event.", "InvalidWebHookEventKind")
-        _check_custom_properties(body.get("customProperties"))
         names = ("displayName", "description", "customProperties", "webUrl", "events")
         webhook = self._add("webhooks", {name: body[name] for name in names if name in body},
                             {"apiVersion": API_VERSION})
@@ -1003,8 +972,8 @@ class SpeechEmulator:
     def _awaiting_blocks(self, dataset_id: str) -> Entity:
         dataset = self._entity("datasets", dataset_id)
         if "contentUrl" in dataset.fields or dataset.running_at is not None:
-            raise ApiError(400, "The dataset does not accept blocks (it has a contentUrl or is committed).",
-                           "InvalidRequest")
+            raise invalid("The dataset does not accept blocks (it has a contentUrl or is committed).",
+                          "InvalidPrerequisite")
         return dataset
 
     def _get_blocks(self, req: Request, id: str) -> Response:
@@ -1094,11 +1063,13 @@ def _object_body(req: Request) -> dict[str, Any]:
     return req.json
 
 
-def _require_text(body: dict[str, Any], *names: str) -> None:
+def _require(body: dict[str, Any], *names: str) -> None:
+    """Each of `names` present: a non-empty string, or an object for references and web hook events."""
     for name in names:
         value = body.get(name)
-        if not isinstance(value, str) or not value.strip():
-            raise invalid(f"'{name}' is required and must be a non-empty string.")
+        wanted, noun = (dict, "object") if name in OBJECT_FIELDS else (str, "string")
+        if not isinstance(value, wanted) or not value:
+            raise invalid(f"'{name}' is required and must be a non-empty {noun}.")
 
 
 def _check_custom_properties(value: Any) -> None:
