@@ -47,7 +47,7 @@ class PeakRss:
         self.peak = 0
         self._stop = threading.Event()
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self.base = self.process.memory_info().rss
         self.peak = self.base
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -71,7 +71,9 @@ class PeakRss:
 def start_emulator(port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "local.speech_emulator", "--port", str(port), "--fast"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     import requests
 
@@ -92,15 +94,17 @@ def main() -> int:
     emulator = start_emulator(port)
     try:
         with Azurite() as azurite, tempfile.TemporaryDirectory() as tmp:
-            os.environ.update({
-                "AzureWebJobsStorage": azurite.connection_string,
-                "SPEECH_ENDPOINT": f"http://127.0.0.1:{port}",
-                "SPEECH_KEY": "emulator-key",
-                "TRAINING_CONTAINER": "training",
-            })
-            import function_app  # noqa: F401 - index the app as the host would before measuring
+            os.environ.update(
+                {
+                    "AzureWebJobsStorage": azurite.connection_string,
+                    "SPEECH_ENDPOINT": f"http://127.0.0.1:{port}",
+                    "SPEECH_KEY": "emulator-key",
+                    "TRAINING_CONTAINER": "training",
+                }
+            )
             from azure.storage.blob import BlobServiceClient
 
+            import function_app  # noqa: F401 - index the app as the host would before measuring
             from shared import context
             from shared.flows import ingest as flow
 
@@ -133,8 +137,10 @@ def main() -> int:
                 reader = readers[-1]
                 status = blob.get_blob_tags().get("autopilot-status")
                 assert status == "submitted" and not alerts, (status, alerts)
-                print(f"{size_mb:>6} MB {files:>6} {reader.reads:>6} {reader.bytes_read:>11,} "
-                      f"{rss.growth / 2**20:>8.1f} MB {elapsed:>6.2f}s")
+                print(
+                    f"{size_mb:>6} MB {files:>6} {reader.reads:>6} {reader.bytes_read:>11,} "
+                    f"{rss.growth / 2**20:>8.1f} MB {elapsed:>6.2f}s"
+                )
             print("goal: <= 1 MiB read and < 30 MB RSS growth for every size")
     finally:
         emulator.terminate()

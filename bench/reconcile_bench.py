@@ -55,14 +55,20 @@ def seed(speech, emulator: SpeechEmulator, n: int) -> dict[str, int]:
     for i in range(models):
         locale, dataset_id = dataset_ids[i % len(dataset_ids)]
         props = managed.managed_properties(deployRequested="2026-01-01T00:00:00Z", reason="trained")
-        model = speech.create_model(display_name=f"m{i}", locale=locale, base_model=bases[locale].id,
-                                    datasets=[dataset_id], custom_properties=props)
+        model = speech.create_model(
+            display_name=f"m{i}",
+            locale=locale,
+            base_model=bases[locale].id,
+            datasets=[dataset_id],
+            custom_properties=props,
+        )
         model_ids.append((locale, model.id))
     emulator.advance(timedelta(days=2))
     for i in range(endpoints):
         locale, model_id = model_ids[-1 - i]
-        speech.create_endpoint(display_name=f"e{i}", locale=locale, model=model_id,
-                               custom_properties=managed.managed_properties())
+        speech.create_endpoint(
+            display_name=f"e{i}", locale=locale, model=model_id, custom_properties=managed.managed_properties()
+        )
     emulator.advance(timedelta(hours=1))
     return {"datasets": datasets, "models": models, "endpoints": endpoints}
 
@@ -82,14 +88,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=2000)
     args = parser.parse_args()
-    with Azurite() as azurite, SpeechEmulator(page_size=100, durations={"dataset": 1, "model": 1, "endpoint": 1}) as emulator:
+    with (
+        Azurite() as azurite,
+        SpeechEmulator(page_size=100, durations={"dataset": 1, "model": 1, "endpoint": 1}) as emulator,
+    ):
         emulator.set_now(emulator.now())
-        os.environ.update({
-            "AzureWebJobsStorage": azurite.connection_string,
-            "SPEECH_ENDPOINT": emulator.url,
-            "SPEECH_KEY": emulator.key,
-            "TRAINING_CONTAINER": "training",
-        })
+        os.environ.update(
+            {
+                "AzureWebJobsStorage": azurite.connection_string,
+                "SPEECH_ENDPOINT": emulator.url,
+                "SPEECH_KEY": emulator.key,
+                "TRAINING_CONTAINER": "training",
+            }
+        )
         from azure.storage.blob import BlobServiceClient
 
         from shared import clock, context, reconcile
@@ -102,9 +113,12 @@ def main() -> int:
         started = time.perf_counter()
         counts = seed(speech, emulator, args.n)
         print(f"seeded {counts} in {time.perf_counter() - started:.1f} s")
-        poll = lambda: run(config, lambda s: reconcile.plan_poll(s, auto_deploy=True))  # noqa: E731
-        expiry = lambda: run(config, lambda s: reconcile.plan_expiry(  # noqa: E731
-            s, tiers=config.expiry_warning_days, auto_retrain=True))
+        def poll():
+            return run(config, lambda s: reconcile.plan_poll(s, auto_deploy=True))
+
+        def expiry():
+            return run(config, lambda s: reconcile.plan_expiry(s, tiers=config.expiry_warning_days, auto_retrain=True))
+
         measure(poll, emulator, "reconcile (first, settles)")
         calls, elapsed = measure(poll, emulator, "reconcile (steady state)")
         measure(expiry, emulator, "expiry (steady state)")

@@ -12,6 +12,10 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
   rm -f .venv/.installed-* && touch "$stamp"
 fi
+if [ ! -x .venv-checkov/bin/checkov ]; then
+  "$PY" -m venv .venv-checkov
+  .venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check checkov==3.3.30
+fi
 if [ ! -x node_modules/.bin/azurite ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -84,6 +84,8 @@ resource alertRules 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' 
     windowSize: evaluationFrequency
     // Each alert line is a discrete event: fire per evaluation window, never "resolve".
     autoMitigate: false
+    // On a brand-new workspace AppTraces may not exist until the app's first telemetry arrives.
+    skipQueryValidation: true
     criteria: {
       allOf: [
         {

@@ -135,14 +135,16 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   }
 }
 
+// checkov runs its site-configuration ('web' config) checks on every Microsoft.Web/sites/config resource. This one is
+// the 'appsettings' config, which has none of those properties: each skip below is that false positive.
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_13: false positive: checkov runs its 'web' site-configuration checks on every Microsoft.Web/sites/config resource; this is the 'appsettings' config (authentication is not applicable anyway: no HTTP functions).
-  // checkov:skip=CKV_AZURE_63: false positive: checkov runs its 'web' site-configuration checks on every Microsoft.Web/sites/config resource; this is the 'appsettings' config (HTTP file-system logs do not exist on Flex Consumption).
-  // checkov:skip=CKV_AZURE_65: false positive: checkov runs its 'web' site-configuration checks on every Microsoft.Web/sites/config resource; this is the 'appsettings' config (detailed error pages do not exist on Flex Consumption).
-  // checkov:skip=CKV_AZURE_66: false positive: checkov runs its 'web' site-configuration checks on every Microsoft.Web/sites/config resource; this is the 'appsettings' config (failed request tracing does not exist on Flex Consumption).
-  // checkov:skip=CKV_AZURE_80: false positive: checkov runs its 'web' site-configuration checks on every Microsoft.Web/sites/config resource; this is the 'appsettings' config (.NET Framework version; this is a Python app).
-  // checkov:skip=CKV_AZURE_88: false positive: checkov runs its 'web' site-configuration checks on every Microsoft.Web/sites/config resource; this is the 'appsettings' config (Azure Files; Flex Consumption uses a blob deployment container).
-  // checkov:skip=CKV_AZURE_222: false positive: checkov runs its 'web' site-configuration checks on every Microsoft.Web/sites/config resource; this is the 'appsettings' config (public access is decided, and justified, on functionApp).
+  // checkov:skip=CKV_AZURE_13: appsettings false positive (see above); there are no HTTP functions to authenticate anyway.
+  // checkov:skip=CKV_AZURE_63: appsettings false positive (see above); HTTP file-system logs don't exist on Flex Consumption.
+  // checkov:skip=CKV_AZURE_65: appsettings false positive (see above); detailed error pages don't exist on Flex Consumption.
+  // checkov:skip=CKV_AZURE_66: appsettings false positive (see above); failed request tracing doesn't exist on Flex Consumption.
+  // checkov:skip=CKV_AZURE_80: appsettings false positive (see above); .NET Framework version, and this is a Python app.
+  // checkov:skip=CKV_AZURE_88: appsettings false positive (see above); Flex Consumption uses a blob deployment container, not Azure Files.
+  // checkov:skip=CKV_AZURE_222: appsettings false positive (see above); public network access is decided, with its reason, on functionApp.
   parent: functionApp
   name: 'appsettings'
   properties: union(appSettings, hostSettings)
