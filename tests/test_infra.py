@@ -292,8 +292,10 @@ _PERCENT = re.compile(r"%([^%]+)%")
 
 def code_names_from(app: Any, settings: Mapping[str, Any]) -> CodeNames:
     """The names a func.FunctionApp's bindings use (via get_dict_repr(), as the host indexes them)."""
+    from local.runtime import index  # a FunctionApp may be indexed only once per process, as the host does
+
     bindings = []
-    for function in app.get_functions():
+    for function in index(app):
         for binding in function.get_bindings():
             data = binding.get_dict_repr()
             kind = str(data.get("type"))
