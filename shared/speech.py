@@ -477,10 +477,21 @@ class SpeechClient:
                 return
             page = self.request("GET", next_link)
 
-    def _with_project(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _create(
+        self,
+        collection: str,
+        body: dict[str, Any],
+        description: str | None = None,
+        custom_properties: Mapping[str, str] | None = None,
+    ) -> Any:
+        """POST a new entity, with the optional fields every entity shares and the project, if one is set."""
+        if description:
+            body["description"] = description
+        if custom_properties:
+            body["customProperties"] = dict(custom_properties)
         if self.project:
             body["project"] = {"self": self.uri("projects", self.project)}
-        return body
+        return self.request("POST", collection, json=body)
 
     # -- datasets ----------------------------------------------------------------------------------------------
 
@@ -497,11 +508,7 @@ class SpeechClient:
         body: dict[str, Any] = {"displayName": display_name, "locale": locale, "kind": kind}
         if content_url:
             body["contentUrl"] = content_url
-        if description:
-            body["description"] = description
-        if custom_properties:
-            body["customProperties"] = dict(custom_properties)
-        return Dataset.from_json(self.request("POST", "datasets", json=self._with_project(body)))
+        return Dataset.from_json(self._create("datasets", body, description, custom_properties))
 
     def get_dataset(self, uri_or_id: str) -> Dataset:
         return Dataset.from_json(self.request("GET", self.uri("datasets", uri_or_id)))
@@ -545,11 +552,7 @@ class SpeechClient:
             "baseModel": {"self": self.uri("models/base", base_model)},
             "datasets": [{"self": self.uri("datasets", d)} for d in datasets],
         }
-        if description:
-            body["description"] = description
-        if custom_properties:
-            body["customProperties"] = dict(custom_properties)
-        return CustomModel.from_json(self.request("POST", "models", json=self._with_project(body)))
+        return CustomModel.from_json(self._create("models", body, description, custom_properties))
 
     def get_model(self, uri_or_id: str) -> CustomModel:
         return CustomModel.from_json(self.request("GET", self.uri("models", uri_or_id)))
@@ -586,11 +589,7 @@ class SpeechClient:
             "locale": locale,
             "model": {"self": self.uri("models", model)},
         }
-        if description:
-            body["description"] = description
-        if custom_properties:
-            body["customProperties"] = dict(custom_properties)
-        return Endpoint.from_json(self.request("POST", "endpoints", json=self._with_project(body)))
+        return Endpoint.from_json(self._create("endpoints", body, description, custom_properties))
 
     def get_endpoint(self, uri_or_id: str) -> Endpoint:
         return Endpoint.from_json(self.request("GET", self.uri("endpoints", uri_or_id)))
@@ -619,7 +618,7 @@ class SpeechClient:
             "model2": {"self": self.uri("models", model2)},
             "dataset": {"self": self.uri("datasets", dataset)},
         }
-        return Evaluation.from_json(self.request("POST", "evaluations", json=self._with_project(body)))
+        return Evaluation.from_json(self._create("evaluations", body))
 
     def get_evaluation(self, uri_or_id: str) -> Evaluation:
         return Evaluation.from_json(self.request("GET", self.uri("evaluations", uri_or_id)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 from local import samples
@@ -54,3 +55,14 @@ def deploy_message(locale: str, model: str, reason: str = "manual", endpoint: st
 
 def mutating_calls(emulator, fragment: str = "/endpoints") -> list[dict]:
     return [r for r in emulator.requests if r["method"] in ("POST", "PATCH", "PUT", "DELETE") and fragment in r["path"]]
+
+
+def concurrently(*calls, times: int = 1) -> list:
+    """Run the calls (each `times` times) in parallel threads; their results, in no particular order."""
+    results: list = []
+    threads = [threading.Thread(target=lambda c=c: results.append(c())) for c in calls for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

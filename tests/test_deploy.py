@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,17 +71,12 @@ def test_the_same_message_twice_creates_once_and_patches_once(runtime, container
 def test_two_racing_messages_make_one_endpoint(runtime, container, emulator, deploy_env):
     model = helpers.train(runtime, container, emulator)
     body = helpers.deploy_message("en-US", model.self_uri).encode()
-    results = []
-
-    def deliver(n: int) -> None:
-        message = QueueMessage(id=f"race-{n}", body=body, dequeue_count=1)
-        results.append(runtime.invoke("deploy", message))
-
-    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = helpers.concurrently(
+        *(
+            lambda n=n: runtime.invoke("deploy", QueueMessage(id=f"race-{n}", body=body, dequeue_count=1))
+            for n in range(3)
+        )
+    )
     assert all(r.ok for r in results), [r.error for r in results]
     assert len(endpoints(emulator)) == 1
     assert len([r for r in helpers.mutating_calls(emulator) if r["method"] == "POST"]) == 1

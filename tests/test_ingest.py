@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 import requests
 
 from local import samples
+from shared.ingest import KIND_FOLDERS
 from shared.storage import TAG_DATASET, TAG_ETAG, TAG_STATUS, clean_etag
 from tests.conftest import alerts_of
+from tests.helpers import concurrently, drop
 
-KINDS = {
-    "acoustic": "Acoustic",
-    "language": "Language",
-    "pronunciation": "Pronunciation",
-    "markdown": "LanguageMarkdown",
-    "output-formatting": "OutputFormatting",
-    "audio": "AudioFiles",
-}
-
-
-def drop(container, name: str, data: bytes):
-    blob = container.get_blob_client(name)
-    blob.upload_blob(data, overwrite=True)
-    return blob
+KINDS = KIND_FOLDERS
 
 
 def datasets(emulator) -> list[dict]:
@@ -113,8 +101,9 @@ def test_bad_input_is_rejected_with_a_reason_and_nothing_is_lost(runtime, contai
     assert alerts_of(runtime, app_env["ALERT_QUEUE"]) == []
 
 
-def test_over_size_by_blob_properties_is_rejected_without_reading_it(runtime, container, emulator, app_env,
-                                                                    monkeypatch):
+def test_over_size_by_blob_properties_is_rejected_without_reading_it(
+    runtime, container, emulator, app_env, monkeypatch
+):
     from shared import zipcheck
 
     limits = zipcheck.KIND_LIMITS["Language"]
@@ -142,15 +131,7 @@ def test_the_same_event_three_times_makes_one_dataset(runtime, container, emulat
 
 def test_three_concurrent_deliveries_make_one_dataset(runtime, container, emulator):
     drop(container, "en-US/language/corpus.zip", samples.language_zip())
-    results = []
-    threads = [
-        threading.Thread(target=lambda: results.append(runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip")))
-        for _ in range(3)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = concurrently(lambda: runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip"), times=3)
     assert all(r.ok for r in results), [r.error for r in results]
     assert len(datasets(emulator)) == 1
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -77,8 +76,9 @@ def test_a_trained_model_is_deployed_once(runtime, container, emulator, timer_en
     assert kinds == ["endpoint-deployed"]
 
 
-def test_a_failed_dataset_alerts_with_the_service_message_and_blocks_nothing_else(runtime, container, emulator,
-                                                                                 timer_env):
+def test_a_failed_dataset_alerts_with_the_service_message_and_blocks_nothing_else(
+    runtime, container, emulator, timer_env
+):
     emulator.fail_next("dataset", code="InvalidAudioFormat", message="utt0001.wav is not 16 kHz")
     helpers.ingest(runtime, container, "en-US/acoustic/bad.zip")
     helpers.settle(emulator)
@@ -107,15 +107,9 @@ def test_timers_running_concurrently_create_no_duplicates(runtime, container, em
     for name in ("a", "b", "c"):
         helpers.ingest(runtime, container, f"en-US/language/{name}.zip")
     helpers.settle(emulator)
-    results = []
-    threads = [
-        threading.Thread(target=lambda n=n: results.append(runtime.fire_timer(n)))
-        for n in ("reconcile", "reconcile", "expiry", "reconcile")
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = helpers.concurrently(
+        *(lambda n=n: runtime.fire_timer(n) for n in ("reconcile", "reconcile", "expiry", "reconcile"))
+    )
     assert all(r.ok for r in results), [r.error for r in results]
     assert len(models(emulator)) == 1
 
