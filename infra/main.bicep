@@ -50,7 +50,7 @@ param speechProject string = ''
 @description('Speech to text REST API version the app calls (app setting SPEECH_API_VERSION).')
 param speechApiVersion string = '2025-10-15'
 
-@description('Train a new model automatically when a dataset for a locale succeeds (app setting AUTO_RETRAIN).')
+@description('Retrain a serving model hands-off on the newest base model before it expires, and deploy the retrain (app setting AUTO_RETRAIN).')
 param autoRetrain bool = true
 
 @description('Deploy (or move) the endpoint automatically when a model succeeds (app setting AUTO_DEPLOY).')

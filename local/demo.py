@@ -44,8 +44,12 @@ class SimTimeFormatter(logging.Formatter):
 def _configure_logging(now: Callable[[], datetime]) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(SimTimeFormatter(now))
-    handler.addFilter(lambda r: r.name in ("autopilot.ingest", "autopilot.timers", "autopilot.deploy",
-                                           "autopilot.alerts", "autopilot.host") and r.levelno >= logging.INFO)
+    handler.addFilter(
+        lambda r: (
+            r.name in ("autopilot.ingest", "autopilot.timers", "autopilot.deploy", "autopilot.alerts", "autopilot.host")
+            and r.levelno >= logging.INFO
+        )
+    )
     root = logging.getLogger("autopilot")
     root.setLevel(logging.INFO)
     root.addHandler(handler)
@@ -116,8 +120,10 @@ class Demo:
         say("3. A broken zip: its transcript names a file that is not in it")
         self.drop("en-US/acoustic/broken.zip", samples.acoustic_zip(2, missing=("lost.wav",)))
         self.until(
-            lambda: self.container.get_blob_client("en-US/acoustic/broken.zip").get_blob_tags().get(
-                "autopilot-status") == "rejected",
+            lambda: (
+                self.container.get_blob_client("en-US/acoustic/broken.zip").get_blob_tags().get("autopilot-status")
+                == "rejected"
+            ),
             "the broken zip rejected",
         )
 
@@ -125,11 +131,16 @@ class Demo:
         serving = self.speech.get_model(self.endpoint().model_id)
         target = serving.transcription_expiry - timedelta(days=10)
         base = self.emulator.add_base_model("en-US", created=target - timedelta(days=30))
-        print(f"  new base model {base['displayName']}; clock jumps to {target:%Y-%m-%d} "
-              f"(model expires {serving.transcription_expiry:%Y-%m-%d})", flush=True)
+        print(
+            f"  new base model {base['displayName']}; clock jumps to {target:%Y-%m-%d} "
+            f"(model expires {serving.transcription_expiry:%Y-%m-%d})",
+            flush=True,
+        )
         self.emulator.advance(target - self.emulator.now())
-        self.until(lambda: self.serving(lambda m: m.custom_properties.get("reason") == "expiry"),
-                   "the retrained model on the endpoint")
+        self.until(
+            lambda: self.serving(lambda m: m.custom_properties.get("reason") == "expiry"),
+            "the retrained model on the endpoint",
+        )
 
         say("5. Status")
         from shared.flows.timers import snapshot

@@ -71,8 +71,9 @@ class LocalHost:
     @classmethod
     def from_env(cls, app, **kwargs) -> LocalHost:
         connection = os.environ["AzureWebJobsStorage"]
-        return cls(Runtime(app, connection_string=connection),
-                   BlobServiceClient.from_connection_string(connection), **kwargs)
+        return cls(
+            Runtime(app, connection_string=connection), BlobServiceClient.from_connection_string(connection), **kwargs
+        )
 
     # -- Event Grid stand-in -----------------------------------------------------------------------------------
 
@@ -120,7 +121,7 @@ class LocalHost:
         for name in self.due_timers():
             self.fire(name)
             work += 1
-        return work + self.runtime.drain_all(visibility_timeout=0)
+        return work + self.runtime.drain_all(visibility_timeout=self.runtime.visibility_timeout)
 
     def run(self, seconds: float, poll: float = 0.5) -> None:
         deadline = time.monotonic() + seconds

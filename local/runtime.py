@@ -68,6 +68,8 @@ class Runtime:
         self.functions = {fn.get_function_name(): fn for fn in index(app)}
         queues = json.loads(host_json.read_text()).get("extensions", {}).get("queues", {})
         self.max_dequeue_count = int(queues.get("maxDequeueCount", 5))
+        hours, minutes, seconds = (int(part) for part in queues.get("visibilityTimeout", "00:00:00").split(":"))
+        self.visibility_timeout = hours * 3600 + minutes * 60 + seconds  # before a failed message is retried
         self.encoding = queues.get("messageEncoding", "base64")
         self.queue_service = QueueServiceClient.from_connection_string(connection_string)
         self.connection_string = connection_string

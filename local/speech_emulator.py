@@ -90,9 +90,19 @@ SHARED_FEATURES = {
     "supportsTranscriptionsOnSpeechContainers": False,
     "supportedOutputFormats": ["Display", "Lexical"],
 }
-ERROR_CODES = {400: "InvalidRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "NotAllowed",
-               409: "Conflict", 415: "UnsupportedMediaType", 422: "UnprocessableEntity", 429: "TooManyRequests",
-               500: "InternalServerError", 503: "ServiceUnavailable"}
+ERROR_CODES = {
+    400: "InvalidRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "NotAllowed",
+    409: "Conflict",
+    415: "UnsupportedMediaType",
+    422: "UnprocessableEntity",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+}
 REFERENCE = re.compile(r"/speechtotext/(models/base|datasets|models|endpoints|evaluations)/([^/:?]+)$")
 FILTER_TERM = re.compile(r"(status|locale|kind|displayName)\s+eq\s+'([^']*)'")
 SIG = re.compile(r"(?i)(sig=)[^&#\s]*")
@@ -533,9 +543,15 @@ class SpeechEmulator:
         name = display_name or f"{moment:%Y%m%d} base model ({locale})"
         with self._lock:
             entity = Entity(
-                BASE, str(uuid.uuid4()), {"displayName": name, "locale": locale},
-                {"features": features, "chargeForAdaptation": False}, created=moment, seq=next(self._seq),
-                last_action=moment, running_at=moment, done_at=moment,
+                BASE,
+                str(uuid.uuid4()),
+                {"displayName": name, "locale": locale},
+                {"features": features, "chargeForAdaptation": False},
+                created=moment,
+                seq=next(self._seq),
+                last_action=moment,
+                running_at=moment,
+                done_at=moment,
                 deprecation=deprecation_dates(moment, base_model=True),
             )
             self._entities[BASE][entity.id] = entity
@@ -666,8 +682,9 @@ class SpeechEmulator:
         version = query.get("api-version")
         if version != API_VERSION:
             what = "is missing" if version is None else f"'{version}' is not supported"
-            raise ApiError(400, f"The api-version query parameter {what} (supported: {API_VERSION}).",
-                           "InvalidParameterValue")
+            raise ApiError(
+                400, f"The api-version query parameter {what} (supported: {API_VERSION}).", "InvalidParameterValue"
+            )
 
     # rendering
 
@@ -845,8 +862,9 @@ class SpeechEmulator:
     def _check_not_deployed(self, model: Entity) -> None:
         for endpoint in self._entities["endpoints"].values():
             if self._referenced(endpoint.fields.get("model"), ("models",)) is model:
-                raise invalid(f"The model is deployed to endpoint {endpoint.id}; repoint or delete it first.",
-                              "InUseViolation")
+                raise invalid(
+                    f"The model is deployed to endpoint {endpoint.id}; repoint or delete it first.", "InUseViolation"
+                )
 
     def _patch(self, req: Request, coll: str, id: str) -> Response:
         entity = self._entity(coll, id)
@@ -933,8 +951,9 @@ class SpeechEmulator:
     def _create_endpoints(self, body: dict[str, Any]) -> Response:
         model = self._usable_model(body["model"], body["locale"])
         if len(self._entities["endpoints"]) >= self.max_endpoints:
-            raise ApiError(403, f"The resource already has {self.max_endpoints} endpoints, the maximum.",
-                           "QuotaViolation")
+            raise ApiError(
+                403, f"The resource already has {self.max_endpoints} endpoints, the maximum.", "QuotaViolation"
+            )
         fields = {name: body[name] for name in SHARED_FIELDS if name in body}
         fields["model"] = self._ref(model)
         logging_enabled = bool((body.get("properties") or {}).get("loggingEnabled", False))
@@ -962,8 +981,9 @@ class SpeechEmulator:
         if not any(value is True for value in body["events"].values()):
             raise invalid("'events' must enable at least one event.", "InvalidWebHookEventKind")
         names = ("displayName", "description", "customProperties", "webUrl", "events")
-        webhook = self._add("webhooks", {name: body[name] for name in names if name in body},
-                            {"apiVersion": API_VERSION})
+        webhook = self._add(
+            "webhooks", {name: body[name] for name in names if name in body}, {"apiVersion": API_VERSION}
+        )
         self._schedule(webhook, queued=False)
         return self._created(webhook)
 
@@ -972,8 +992,9 @@ class SpeechEmulator:
     def _awaiting_blocks(self, dataset_id: str) -> Entity:
         dataset = self._entity("datasets", dataset_id)
         if "contentUrl" in dataset.fields or dataset.running_at is not None:
-            raise invalid("The dataset does not accept blocks (it has a contentUrl or is committed).",
-                          "InvalidPrerequisite")
+            raise invalid(
+                "The dataset does not accept blocks (it has a contentUrl or is committed).", "InvalidPrerequisite"
+            )
         return dataset
 
     def _get_blocks(self, req: Request, id: str) -> Response:
@@ -1107,8 +1128,14 @@ def _evaluation_metrics(sentences: int) -> dict[str, Any]:
     words = max(sentences, 1) * 8
     metrics: dict[str, Any] = {}
     for n, rate in (("1", 0.12), ("2", 0.08)):
-        metrics.update({f"wordErrorRate{n}": rate, f"sentenceCount{n}": max(sentences, 1), f"wordCount{n}": words,
-                        f"correctWordCount{n}": round(words * (1 - rate))})
+        metrics.update(
+            {
+                f"wordErrorRate{n}": rate,
+                f"sentenceCount{n}": max(sentences, 1),
+                f"wordCount{n}": words,
+                f"correctWordCount{n}": round(words * (1 - rate)),
+            }
+        )
     return metrics
 
 
@@ -1165,8 +1192,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fast", action="store_true", help="finish processing in fractions of a second")
     args = parser.parse_args(argv)
     durations = FAST_DURATIONS if args.fast else None
-    emulator = SpeechEmulator(host=args.host, port=args.port, key=args.key, page_size=args.page_size,
-                              durations=durations).start()
+    emulator = SpeechEmulator(
+        host=args.host, port=args.port, key=args.key, page_size=args.page_size, durations=durations
+    ).start()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

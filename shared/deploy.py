@@ -59,7 +59,7 @@ def parse_message(text: str) -> DeployRequest | str:
     endpoint = body.get("endpoint")
     if endpoint is not None and (not isinstance(endpoint, str) or not endpoint.strip()):
         problems.append("'endpoint' must be an endpoint self URI or id")
-    reason = body.get("reason", "manual")
+    reason = body.get("reason")
     if reason not in REASONS:
         problems.append(f"'reason' must be one of {', '.join(REASONS)}")
     locale = body.get("locale")

@@ -103,10 +103,12 @@ class Decision:
 def decide(blob: ZipBlob, path: str, target: Target, datasets: Iterable[Dataset]) -> Decision:
     """Given a valid target and every dataset in the resource: create, or recognise the work as done."""
     same_path = datasets_for_path(datasets, path)
-    for dataset in same_path:
-        if dataset.custom_properties.get(managed.SOURCE_ETAG) == blob.etag:
-            return Decision("done", target, existing=dataset)
-    older = tuple(d for d in same_path if not d.custom_properties.get(managed.SUPERSEDED_BY))
+    current = next((d for d in same_path if d.custom_properties.get(managed.SOURCE_ETAG) == blob.etag), None)
+    older = tuple(
+        d for d in same_path if d is not current and not d.custom_properties.get(managed.SUPERSEDED_BY)
+    )  # marked again on a retry if an earlier attempt stopped between creating and marking
+    if current is not None:
+        return Decision("done", target, existing=current, supersede=older)
     return Decision("create", target, supersede=older)
 
 

@@ -8,20 +8,21 @@ carry out the returned actions; running a plan twice on the state it produced re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Sequence, Union
 
 from shared import managed
 from shared.alerts import Alert, make_alert
 from shared.ingest import Target, parse_blob_name, source_path
-from shared.speech import BaseModel, CustomModel, Dataset, Endpoint
+from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, parse_time
 from shared.storage import TAG_DATASET, TAG_ETAG, TAG_REASON, TAG_STATUS, ZipBlob
 
 ACTIVE = frozenset({"NotStarted", "Running"})
-MAX_TRAIN_ATTEMPTS = 2  # a training that fails is tried once more on the same data, then left to a person
+MAX_SWEEP_PER_PASS = 20  # zips ingested by one reconcile pass (each costs a lookup); the rest wait for the next
 MAX_RETRAIN_ATTEMPTS = 3  # expiry retrains of one serving model
 RETRAIN_IMPOSSIBLE_HORIZON_DAYS = 90  # warn this far ahead when no base model can adapt the data any more
 CRITICAL_TIER_DAYS = 7  # expiry warnings at or below this many days are critical
+DEPLOY_RETRY_DAYS = 2  # a deploy request that has not reached an untouched endpoint by then is sent again
 
 
 # -- snapshot and actions --------------------------------------------------------------------------------------
@@ -218,15 +219,16 @@ def train(
 # -- the poll / reconcile timer --------------------------------------------------------------------------------
 
 
-def plan_poll(snapshot: Snapshot, *, auto_deploy: bool) -> list[Action]:
+def plan_poll(snapshot: Snapshot, *, auto_deploy: bool, auto_retrain: bool = True) -> list[Action]:
+    """AUTO_DEPLOY deploys every newly trained model; AUTO_RETRAIN alone still deploys its expiry retrains."""
     actions: list[Action] = []
     actions += _sweep(snapshot)
     actions += _dataset_outcomes(snapshot)
     for state in locale_states(snapshot).values():
         actions += _train_on_change(snapshot, state)
         actions += _model_failures(snapshot, state)
-        if auto_deploy:
-            actions += _deploy_newest(snapshot, state)
+        if auto_deploy or auto_retrain:
+            actions += _deploy_newest(snapshot, state, expiry_only=not auto_deploy)
     actions += _endpoint_outcomes(snapshot)
     return actions
 
@@ -238,11 +240,12 @@ def rejected_version(blob: ZipBlob) -> bool:
 def _sweep(snapshot: Snapshot) -> list[Action]:
     """Zips with no dataset for their current version and no rejection: events missed, late, or a dataset
     deleted by hand. The ingest looks up before creating, so a late event and the sweep never make two."""
-    return [
+    missing = [
         Ingest(blob.name)
         for blob in snapshot.zips
         if not rejected_version(blob) and zip_dataset(snapshot, blob) is None
     ]
+    return missing[:MAX_SWEEP_PER_PASS]
 
 
 def _dataset_outcomes(snapshot: Snapshot) -> list[Action]:
@@ -286,21 +289,30 @@ def _dataset_outcomes(snapshot: Snapshot) -> list[Action]:
     return actions
 
 
+def training_set(snapshot: Snapshot, state: LocaleState) -> tuple[list[str], BaseModel | None]:
+    """The datasets to train on and the base model to train from. Audio without transcripts (AudioFiles) joins
+    the set only where a base model adapts with it; otherwise the rest of the data still trains."""
+    ids = sorted(state.desired)
+    base = adaptable_base(snapshot.base_models, state.locale, state.kinds, snapshot.now)
+    if base is None and "AudioFiles" in state.kinds:
+        ids = sorted(i for i, d in state.desired.items() if d.kind != "AudioFiles")
+        kinds = frozenset(state.desired[i].kind for i in ids)
+        base = adaptable_base(snapshot.base_models, state.locale, kinds, snapshot.now) if ids else None
+    return ids, base
+
+
 def _train_on_change(snapshot: Snapshot, state: LocaleState) -> list[Action]:
+    """A failed training is not repeated on the same data (model-failed tells a person); new data trains again."""
     if not state.desired or state.pending or state.training:
         return []
-    digest = managed.dataset_set_digest(state.desired)
+    ids, base = training_set(snapshot, state)
+    digest = managed.dataset_set_digest(ids if base else state.desired)
     newest = state.newest_model
     if newest is not None and managed.model_dataset_digest(newest) == digest:
-        failed_tries = sum(
-            1 for m in state.models if m.status == "Failed" and managed.model_dataset_digest(m) == digest
-        )
-        if newest.status != "Failed" or failed_tries >= MAX_TRAIN_ATTEMPTS:
-            return []
-    base = adaptable_base(snapshot.base_models, state.locale, state.kinds, snapshot.now)
+        return []
     if base is None:
         return _no_base_model(snapshot, state, digest)
-    return [train(state, list(state.desired), base, snapshot.now, "trained")]
+    return [train(state, ids, base, snapshot.now, "trained")]
 
 
 def _no_base_model(snapshot: Snapshot, state: LocaleState, digest: str) -> list[Action]:
@@ -356,18 +368,36 @@ def _model_failures(snapshot: Snapshot, state: LocaleState) -> list[Action]:
     return actions
 
 
-def _deploy_newest(snapshot: Snapshot, state: LocaleState) -> list[Action]:
-    """The newest trained model goes to the locale's endpoint, once (an operator's rollback is not undone)."""
+def _deploy_newest(snapshot: Snapshot, state: LocaleState, *, expiry_only: bool = False) -> list[Action]:
+    """The newest trained model goes to the locale's endpoint. A request that has not landed DEPLOY_RETRY_DAYS
+    later, while nobody changed the endpoint, is sent again: its message may have ended in the poison queue, and
+    an expiring model with an undeployed replacement is never retrained. An operator's rollback changes the
+    endpoint after the request, so it is not undone."""
     model = state.newest_succeeded
-    if model is None or model.custom_properties.get(managed.DEPLOY_REQUESTED):
-        return []
-    if state.endpoint is not None and state.endpoint.model_id == model.id:
+    if model is None or (state.endpoint is not None and state.endpoint.model_id == model.id):
         return []
     if model.transcription_expiry is not None and model.transcription_expiry <= snapshot.now:
         return []
+    if not _deploy_due(model, state.endpoint, snapshot.now):
+        return []
     reason = model.custom_properties.get(managed.REASON, "trained")
+    if expiry_only and reason != "expiry":
+        return []
     props = managed.with_properties(model.custom_properties, **{managed.DEPLOY_REQUESTED: _iso(snapshot.now)})
     return [RequestDeploy(state.locale, model.self_uri, reason), UpdateProperties("models", model.id, props)]
+
+
+def _deploy_due(model: CustomModel, endpoint: Endpoint | None, now: datetime) -> bool:
+    value = model.custom_properties.get(managed.DEPLOY_REQUESTED)
+    if not value:
+        return True
+    try:
+        requested = parse_time(value)
+    except ValueError:  # not a time we wrote: leave the model alone
+        return False
+    if requested is None or now - requested < timedelta(days=DEPLOY_RETRY_DAYS):
+        return False
+    return endpoint is None or endpoint.last_action is None or endpoint.last_action <= requested
 
 
 def _endpoint_outcomes(snapshot: Snapshot) -> list[Action]:
@@ -414,25 +444,26 @@ def _endpoint_outcomes(snapshot: Snapshot) -> list[Action]:
 # -- the expiry timer ------------------------------------------------------------------------------------------
 
 
-def days_left(model: CustomModel, now: datetime) -> float | None:
+def days_left(model: CustomModel, now: datetime) -> int | None:
+    """Whole calendar days (UTC) until the model stops transcribing; 0 = today; negative once expired."""
     if model.transcription_expiry is None:
         return None
-    return (model.transcription_expiry - now).total_seconds() / 86400
+    if model.transcription_expiry <= now:
+        return min(-1, (model.transcription_expiry.date() - now.date()).days)
+    return (model.transcription_expiry.date() - now.date()).days
 
 
 def watched_models(snapshot: Snapshot) -> dict[str, tuple[CustomModel, Endpoint | None]]:
-    """Models whose expiry matters: those serving a managed endpoint, and each locale's newest trained managed
-    model (it is what will be deployed). Older, superseded managed models are not watched: nothing uses them."""
+    """Models whose expiry is watched: those serving a managed endpoint, and every trained managed model."""
     by_id = {m.id: m for m in snapshot.models}
     watched: dict[str, tuple[CustomModel, Endpoint | None]] = {}
     for endpoint in managed_endpoints(snapshot.endpoints).values():
         model = by_id.get(endpoint.model_id or "")
         if model is not None:
             watched[model.id] = (model, endpoint)
-    for state in locale_states(snapshot).values():
-        newest = state.newest_succeeded
-        if newest is not None and newest.id not in watched:
-            watched[newest.id] = (newest, None)
+    for model in snapshot.models:
+        if managed.is_managed(model) and model.status == "Succeeded" and model.id not in watched:
+            watched[model.id] = (model, None)
     return watched
 
 
@@ -464,8 +495,8 @@ def plan_expiry(snapshot: Snapshot, *, tiers: Sequence[int], auto_retrain: bool)
     return actions
 
 
-def _expiry_tokens(left: float, tiers: Sequence[int]) -> set[str]:
-    if left <= 0:
+def _expiry_tokens(left: int, tiers: Sequence[int]) -> set[str]:
+    if left < 0:
         return {"expired"}
     return {str(tier) for tier in tiers if left <= tier}
 
@@ -474,14 +505,14 @@ def _tier_order(token: str) -> tuple[int, int]:
     return (1, 0) if not token.isdigit() else (0, -int(token))
 
 
-def _expiry_alert(snapshot: Snapshot, model: CustomModel, endpoint: Endpoint | None, left: float, token: str) -> Alert:
+def _expiry_alert(snapshot: Snapshot, model: CustomModel, endpoint: Endpoint | None, left: int, token: str) -> Alert:
     expiry = model.transcription_expiry.strftime("%Y-%m-%d") if model.transcription_expiry else "?"
     serving = f"serving endpoint {endpoint.display_name} ({endpoint.id})" if endpoint else "not deployed"
     details = {
         "model": model.self_uri,
         "endpoint": endpoint.self_uri if endpoint else None,
         "transcriptionDateTime": _iso(model.transcription_expiry) if model.transcription_expiry else None,
-        "daysLeft": round(left, 1),
+        "daysLeft": left,
     }
     if token == "expired":
         return make_alert(
@@ -500,9 +531,9 @@ def _expiry_alert(snapshot: Snapshot, model: CustomModel, endpoint: Endpoint | N
         resource=model.self_uri,
         locale=model.locale,
         message=f"Model {model.display_name} ({model.id}, {serving}) stops transcribing on {expiry}, "
-        f"in {max(0, int(left))} day(s).",
+        f"in {left} day(s) ({tier}-day warning).",
         details={**details, "tier": tier},
-        severity="critical" if tier <= CRITICAL_TIER_DAYS else "warning",
+        severity="critical" if left <= CRITICAL_TIER_DAYS else "warning",
         at=snapshot.now,
         key=f"{model.id}:{tier}",
     )
@@ -513,16 +544,20 @@ def _retrain(
     state: LocaleState,
     serving: CustomModel,
     endpoint: Endpoint,
-    left: float,
+    left: int,
     largest: int,
     auto_retrain: bool,
 ) -> tuple[list[Action], list[Alert], set[str]]:
     """Hands-off retrain of an expiring serving model, or an early alert when that will be impossible."""
     if _has_replacement(state, serving):
         return [], [], set()
-    dataset_ids = list(state.desired) or [d for d in serving.dataset_ids]
-    kinds = frozenset(d.kind for d in snapshot.datasets if d.id in dataset_ids)
-    base = adaptable_base(snapshot.base_models, serving.locale, kinds, snapshot.now)
+    if state.desired:
+        dataset_ids, base = training_set(snapshot, state)
+        kinds = state.kinds
+    else:  # no zip left: the serving model's own datasets
+        dataset_ids = list(serving.dataset_ids)
+        kinds = frozenset(d.kind for d in snapshot.datasets if d.id in dataset_ids)
+        base = adaptable_base(snapshot.base_models, serving.locale, kinds, snapshot.now)
     if base is None:
         if "noretrain" in managed.alerted(serving):
             return [], [], set()
@@ -531,7 +566,7 @@ def _retrain(
             resource=serving.self_uri,
             locale=serving.locale,
             message=f"Model {serving.display_name} ({serving.id}) serving endpoint {endpoint.display_name} expires "
-            f"in {max(0, int(left))} day(s) and no base model for {serving.locale} can still be trained "
+            f"in {max(0, left)} day(s) and no base model for {serving.locale} can still be trained "
             f"with {', '.join(sorted(kinds)) or 'its'} data: plan a replacement.",
             details={"model": serving.self_uri, "endpoint": endpoint.self_uri, "kinds": sorted(kinds)},
             at=snapshot.now,

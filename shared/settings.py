@@ -135,8 +135,8 @@ def _tiers(env: Mapping[str, str], name: str) -> tuple[int, ...]:
         days = sorted({int(part) for part in value.split(",") if part.strip()}, reverse=True)
     except ValueError:
         raise SettingError(f"setting {name} must be comma-separated whole days, got {value!r}") from None
-    if not days or days[-1] < 0:
-        raise SettingError(f"setting {name} must list at least one day count >= 0, got {value!r}")
+    if not days or days[-1] < 1:
+        raise SettingError(f"setting {name} must list at least one whole number of days >= 1, got {value!r}")
     return tuple(days)
 
 

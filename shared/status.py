@@ -50,7 +50,7 @@ def build_status(snapshot: Snapshot) -> list[dict[str, Any]]:
                 "baseModel": (base.display_name or base.id) if base else (model.base_model_id if model else None),
                 "created": _day(model.created) if model else None,
                 "expires": _day(model.transcription_expiry) if model else None,
-                "daysLeft": int(left) if left is not None else None,
+                "daysLeft": left,
                 "datasets": len(state.desired),
                 "managedModels": len(state.models),
                 "pending": pending,
@@ -62,6 +62,7 @@ def build_status(snapshot: Snapshot) -> list[dict[str, Any]]:
 
 COLUMNS = [
     ("LOCALE", "locale"), ("ENDPOINT", "endpoint"), ("STATE", "endpointStatus"), ("MODEL", "modelName"),
+    ("MODEL STATE", "modelStatus"),
     ("BASE MODEL", "baseModel"), ("CREATED", "created"), ("EXPIRES", "expires"), ("DAYS", "daysLeft"),
     ("DATASETS", "datasets"), ("PENDING", "pending"),
 ]  # fmt: skip

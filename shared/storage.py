@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -98,8 +99,9 @@ def autopilot_lock(
 ) -> Iterator[None]:
     """Serialize every change to the Speech resource across instances: a lease on the training container.
 
-    A container lease only guards against deleting the container, so users' uploads are never blocked.
-    The lease expires by itself if the holder dies.
+    A container lease only guards against deleting the container, so users' uploads are never blocked. The
+    holder renews it every lease_seconds/3 (a call waiting out a 429 storm keeps the lock); if the holder dies,
+    the lease expires by itself.
     """
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
@@ -114,13 +116,27 @@ def autopilot_lock(
                 raise LockBusy(f"container {container.container_name} is leased by another run") from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+    done = threading.Event()
+    renewer = threading.Thread(target=_keep_renewed, args=(lease, done, lease_seconds / 3), daemon=True)
+    renewer.start()
     try:
         yield
     finally:
+        done.set()
+        renewer.join()
         try:
             lease.release()
         except HttpResponseError as exc:  # expired and taken by someone else: nothing to release
             log.warning("could not release the autopilot lock: %s", exc.error_code or exc.status_code)
+
+
+def _keep_renewed(lease: Any, done: threading.Event, every: float) -> None:
+    while not done.wait(every):
+        try:
+            lease.renew()
+        except HttpResponseError as exc:
+            log.warning("could not renew the autopilot lock: %s", exc.error_code or exc.status_code)
+            return
 
 
 # -- blobs -----------------------------------------------------------------------------------------------------

@@ -170,3 +170,11 @@ def test_an_explicit_endpoint_is_patched(runtime, container, emulator, deploy_en
     send(runtime, deploy_env, helpers.deploy_message("en-US", newer.self_uri, endpoint=other.self_uri))
     assert len(endpoints(emulator)) == 1
     assert speech.get_endpoint(other.id).model_id == newer.id
+
+
+def test_a_model_url_on_another_host_is_looked_up_by_id_under_speech_endpoint(runtime, container, emulator, deploy_env):
+    model = helpers.train(runtime, container, emulator)
+    elsewhere = f"http://127.0.0.1:9/speechtotext/v3.2/models/{model.id}"  # nothing listens there
+    assert send(runtime, deploy_env, helpers.deploy_message("en-US", elsewhere, "manual")) == ["POST"]
+    [endpoint] = endpoints(emulator)
+    assert endpoint["model"]["self"].startswith(emulator.url)

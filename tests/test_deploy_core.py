@@ -129,8 +129,8 @@ def test_a_base64_encoded_message_is_accepted():
     assert parse_message(text) == DeployRequest("en-US", uri("models", "m1"), None, "trained")
 
 
-def test_a_message_without_reason_is_taken_as_manual():
-    assert parse_message(message(reason=...)) == DeployRequest("en-US", uri("models", "m1"), None, "manual")
+def test_a_message_without_reason_is_malformed():
+    assert "'reason' must be one of" in parse_message(message(reason=...))
 
 
 @pytest.mark.parametrize(

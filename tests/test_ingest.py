@@ -172,3 +172,12 @@ def test_the_function_is_an_event_grid_blob_trigger_taking_a_client(runtime):
     assert trigger["type"] == "blobTrigger" and trigger["source"] == "EventGrid"
     assert trigger["path"] == "%TRAINING_CONTAINER%/{name}"
     logging.getLogger(__name__).debug("trigger %s", trigger)
+
+
+def test_a_dataset_the_service_refuses_is_a_rejection_the_user_is_told_about(runtime, container, emulator, app_env):
+    emulator.inject(status=400, count=1, method="POST", path_contains="/datasets")
+    blob = drop(container, "en-US/language/corpus.zip", samples.language_zip())
+    assert runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip").ok
+    [alert] = alerts_of(runtime, app_env["ALERT_QUEUE"])
+    assert alert["kind"] == "zip-rejected" and "refused" in alert["details"]["reasons"][0]
+    assert blob.get_blob_tags()[TAG_STATUS] == "rejected" and datasets(emulator) == []

@@ -493,13 +493,13 @@ def test_models_the_app_does_not_manage_are_ignored():
     assert only_training(poll(snapshot)).dataset_ids == ("d1",)
 
 
-def test_a_failed_training_is_retried_once_on_the_same_data_then_left_alone():
+def test_a_failed_training_is_not_repeated_on_the_same_data_but_new_data_trains():
     data = pair("en-US/acoustic/calls.zip", "d1")
     first = model("m1", ("d1",), status="Failed", created=NOW - days(2), props={managed.ALERTED: "failed"})
-    second = model("m2", ("d1",), status="Failed", created=NOW - days(1), props={managed.ALERTED: "failed"})
 
-    assert only_training(poll(snap(data, models=[first]))).dataset_ids == ("d1",)
-    assert poll(snap(data, models=[first, second])) == []
+    assert poll(snap(data, models=[first])) == []
+    more = snap(data, pair("en-US/language/sentences.zip", "d2"), models=[first])
+    assert only_training(poll(more)).dataset_ids == ("d1", "d2")
 
 
 # -- which base model ---------------------------------------------------------------------------------------------
@@ -902,9 +902,14 @@ def test_exactly_30_days_left_raises_the_30_day_tier_and_retrains():
     )
 
 
-@pytest.mark.parametrize("left", [30 + 1 / 86400, 31, 89])
+@pytest.mark.parametrize("left", [31, 31.9, 89])
 def test_more_days_left_than_the_largest_tier_does_nothing(left):
     assert expiry(serving(left)) == []
+
+
+@pytest.mark.parametrize("left", [30, 30 + 1 / 86400, 30.5])
+def test_thirty_calendar_days_before_expiry_is_the_30_day_tier_whatever_the_hour(left):
+    assert [tier for _, tier, _ in expiring(expiry(serving(left)))] == [30]
 
 
 def test_a_serving_model_at_10_days_alerts_each_crossed_tier_and_retrains_from_the_newest_adaptable_base():
@@ -928,9 +933,9 @@ def test_a_model_expiring_today_alerts_every_tier_once():
 
     actions = expiry(snapshot)
 
-    assert expiring(actions) == [
-        ("model-expiring", 30, "warning"),
-        ("model-expiring", 14, "warning"),
+    assert expiring(actions) == [  # severity follows the days left, not the tier
+        ("model-expiring", 30, "critical"),
+        ("model-expiring", 14, "critical"),
         ("model-expiring", 7, "critical"),
         ("model-expiring", 1, "critical"),
     ]
@@ -1062,7 +1067,7 @@ def test_the_newest_model_not_yet_deployed_is_watched_but_not_retrained():
     assert of(actions, CreateModel) == []
 
 
-def test_older_models_that_serve_nothing_are_not_watched():
+def test_every_trained_managed_model_is_watched_but_not_foreign_ones():
     snapshot = snap(
         pair("en-US/acoustic/calls.zip", "d1"),
         models=[
@@ -1073,8 +1078,10 @@ def test_older_models_that_serve_nothing_are_not_watched():
         endpoints=[deployed("e1", "current")],
     )
 
-    assert set(watched_models(snapshot)) == {"current"}
-    assert expiry(snapshot) == []
+    assert set(watched_models(snapshot)) == {"current", "old"}
+    actions = expiry(snapshot)
+    assert {a.alert.resource.rsplit("/", 1)[-1].split("?")[0] for a in of(actions, Raise)} == {"old"}
+    assert of(actions, CreateModel) == []  # only a serving model is retrained
 
 
 def test_a_model_serving_the_managed_endpoint_is_watched_even_if_not_managed():
@@ -1110,3 +1117,25 @@ def test_expiry_of_two_locales_is_independent():
     create = only_training(actions)
     assert (create.locale, create.base_model_id) == ("en-US", "en-base")
     assert expiry(apply(snapshot, actions)) == []
+
+
+def test_a_deploy_request_that_never_landed_is_sent_again_unless_the_endpoint_changed_since():
+    """Found by the soak: a deploy message that ended in the poison queue left the newest model undeployed for good,
+    and the expiry timer does not retrain a serving model that has a newer replacement."""
+    from shared.reconcile import DEPLOY_RETRY_DAYS
+
+    requested = NOW - days(DEPLOY_RETRY_DAYS) - timedelta(hours=1)
+    newest = model("m1", created=requested - days(1), props={managed.DEPLOY_REQUESTED: iso(requested)})
+    untouched = deployed("e1", "m0")
+    older = model("m0", created=NOW - days(90))
+    snapshot = snap(pair("en-US/acoustic/calls.zip", "d1"), models=[older, newest], endpoints=[untouched])
+
+    actions = poll(snapshot)
+
+    assert [a.model for a in of(actions, RequestDeploy)] == [newest.self_uri]
+    [update] = of(actions, UpdateProperties)
+    assert update.custom_properties[managed.DEPLOY_REQUESTED] == iso(NOW)
+    assert poll(apply(snapshot, actions)) == []
+    rolled_back = Endpoint.from_json({**untouched.raw, "lastActionDateTime": iso(requested + timedelta(hours=3))})
+    assert poll(dataclasses.replace(snapshot, endpoints=[rolled_back])) == []
+    assert of(poll(dataclasses.replace(snapshot, endpoints=[])), RequestDeploy) != []

@@ -27,7 +27,7 @@ def test_status_shows_each_locale_with_its_endpoint_model_expiry_and_pending_wor
     rows = {row["locale"]: row for row in json.loads(capsys.readouterr().out)}
     en = rows["en-US"]
     assert en["model"] == model.id and en["endpoint"] and en["expires"] == "2029-01-15"
-    assert en["daysLeft"] == (model.transcription_expiry - emulator.now()).days
+    assert en["daysLeft"] == (model.transcription_expiry.date() - emulator.now().date()).days
     assert en["datasets"] == 1 and [p.split()[0] for p in en["pending"]] == ["endpoint"]  # still deploying
     assert rows["de-DE"]["endpoint"] is None and rows["de-DE"]["pending"] == [
         "zip de-DE/language/korpus.zip processing"

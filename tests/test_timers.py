@@ -143,3 +143,12 @@ def test_past_due_timers_still_reconcile(runtime, container, emulator, timer_env
     helpers.settle(emulator)
     assert runtime.fire_timer("reconcile", past_due=True).ok
     assert len(models(emulator)) == 1
+
+
+def test_a_failing_sweep_does_not_lose_the_passs_deploy_request(runtime, container, emulator, timer_env):
+    model = helpers.train(runtime, container, emulator)  # trained; its deploy request is due on the next pass
+    helpers.drop(container, "en-US/language/missed.zip", samples.language_zip())  # no event: the sweep finds it
+    emulator.inject(status=503, count=100, method="POST", path_contains="/datasets")
+    reconcile(runtime)
+    queued = [json.loads(m) for m in runtime.peek(timer_env["DEPLOY_QUEUE"])]
+    assert queued == [{"locale": "en-US", "model": model.self_uri, "reason": "trained"}]

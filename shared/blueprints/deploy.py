@@ -4,7 +4,6 @@ Transient failures raise, so the host retries; after maxDequeueCount (host.json)
 `<DEPLOY_QUEUE>-poison`, where `deploy_poison` raises a `deploy-poisoned` alert with the original message.
 """
 
-
 import azure.functions as func
 
 bp = func.Blueprint()

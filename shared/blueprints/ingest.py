@@ -4,7 +4,6 @@ The function gets an SDK BlobClient (model binding data), never the zip's bytes.
 imported on first call so that indexing the app stays cheap.
 """
 
-
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blobext
 

@@ -1,6 +1,5 @@
 """Timers that reconcile (POLL_SCHEDULE) and watch expiry (EXPIRY_SCHEDULE). Work in shared.flows.timers."""
 
-
 import azure.functions as func
 
 bp = func.Blueprint()

@@ -20,6 +20,7 @@ from shared.storage import autopilot_lock
 
 log = logging.getLogger("autopilot.deploy")
 
+
 def on_message(msg: func.QueueMessage, alerts) -> None:
     config = context.settings()
     text = msg.get_body().decode("utf-8", errors="replace")
@@ -61,8 +62,14 @@ def handle(config: Settings, request: DeployRequest, message_id: str) -> Alert |
         model = _model(speech, request.model)
         endpoints = list(speech.list_endpoints())
         plan = plan_deploy(request, model, endpoints, clock.now())
-        log.info("deploy model %s to %s (%s): %s, %s", entity_id(request.model), request.locale, request.reason,
-                 plan.action, plan.why)
+        log.info(
+            "deploy model %s to %s (%s): %s, %s",
+            entity_id(request.model),
+            request.locale,
+            request.reason,
+            plan.action,
+            plan.why,
+        )
         if plan.action == "reject":
             return _rejected(request, request.as_dict(), plan.why, message_id, critical=plan.critical)
         if plan.action == "noop":
@@ -71,8 +78,8 @@ def handle(config: Settings, request: DeployRequest, message_id: str) -> Alert |
         try:
             _apply(speech, plan, request, model.self_uri)
         except SpeechError as exc:
-            if exc.transient or exc.ambiguous:
-                raise  # the host retries; a retry looks the endpoint up first, so nothing is created twice
+            if exc.transient or exc.ambiguous or exc.status == 409:
+                raise  # the host retries (409: the endpoint is busy); a retry looks up first, so nothing doubles
             return _rejected(
                 request,
                 request.as_dict(),
@@ -86,8 +93,8 @@ def handle(config: Settings, request: DeployRequest, message_id: str) -> Alert |
 def _model(speech: SpeechClient, model: str):
     if "/models/base/" in model:
         return None
-    try:
-        return speech.get_model(model)
+    try:  # by id under SPEECH_ENDPOINT: a URL in a message never decides where our credentials go
+        return speech.get_model(entity_id(model))
     except SpeechError as exc:
         if exc.not_found or exc.status == 400:
             return None

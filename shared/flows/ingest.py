@@ -14,6 +14,7 @@ from azure.storage.blob import BlobClient
 from shared import clock, context, ingest, managed
 from shared.alerts import Alert, deliver
 from shared.settings import Settings
+from shared.speech import SpeechError
 from shared.storage import (
     ZipBlob,
     autopilot_lock,
@@ -25,6 +26,7 @@ from shared.storage import (
 from shared.zipcheck import BlobRangeReader, check_zip
 
 log = logging.getLogger("autopilot.ingest")
+
 
 def on_blob(blob: BlobClient, alerts) -> None:
     """The blob trigger's body: ingest the blob, raise what it found."""
@@ -68,40 +70,49 @@ def ingest_blob(config: Settings, blob: BlobClient, *, trust_tags: bool = True) 
     log.info("validated %s with %d ranged reads (%d bytes)", name, reader.reads, reader.bytes_read)
     if not verdict.ok:
         return [_reject(blob, zip_blob, path, target.locale, verdict.reasons, verdict.warnings)]
-    _create_dataset(config, blob, zip_blob, path, target, verdict.warnings)
-    return []
+    refused = _create_dataset(config, blob, zip_blob, path, target, verdict.warnings)
+    return [refused] if refused else []
 
 
 def _create_dataset(
     config: Settings, blob: BlobClient, zip_blob: ZipBlob, path: str, target: ingest.Target, warnings
-) -> None:
+) -> Alert | None:
+    """Create the dataset unless this version has one; a service refusal is a rejection the user is told about."""
     speech = context.speech(config)
     with autopilot_lock(context.training_container(config)):
         decision = ingest.decide(zip_blob, path, target, speech.list_datasets())
         if decision.action == "done":
             assert decision.existing is not None
             log.info("%s (ETag %s) is dataset %s already", path, zip_blob.etag, decision.existing.id)
-            set_autopilot_tags(blob, zip_blob.tags, **ingest.submitted_tags(zip_blob.etag, decision.existing.id))
-            return
-        url = content_sas_url(blob, config.sas_lifetime_hours)
-        log.info("creating the %s dataset for %s from %s", target.kind, path, redact(url))
-        dataset = speech.create_dataset(content_url=url, **ingest.dataset_request(target, zip_blob, path))
-        tags = ingest.submitted_tags(zip_blob.etag, dataset.id)
-        if warnings:
-            tags[ingest.TAG_REASON] = f"warning: {warnings[0]}"
-        set_autopilot_tags(blob, zip_blob.tags, **tags)
+            dataset = decision.existing
+            set_autopilot_tags(blob, zip_blob.tags, **ingest.submitted_tags(zip_blob.etag, dataset.id))
+        else:
+            url = content_sas_url(blob, config.sas_lifetime_hours)
+            log.info("creating the %s dataset for %s from %s", target.kind, path, redact(url))
+            try:
+                dataset = speech.create_dataset(content_url=url, **ingest.dataset_request(target, zip_blob, path))
+            except SpeechError as exc:
+                if exc.transient or exc.ambiguous:
+                    raise  # retried; the retry looks the dataset up before creating it
+                reason = f"the Speech service refused the dataset: {exc.message} ({exc.code or exc.status})"
+                return _reject(blob, zip_blob, path, target.locale, [reason], warnings)
+            tags = ingest.submitted_tags(zip_blob.etag, dataset.id)
+            if warnings:
+                tags[ingest.TAG_REASON] = f"warning: {warnings[0]}"
+            set_autopilot_tags(blob, zip_blob.tags, **tags)
+            log.info(
+                "dataset %s created from %s (%s, %s)%s",
+                dataset.id,
+                path,
+                target.kind,
+                target.locale,
+                f"; warnings: {'; '.join(warnings)}" if warnings else "",
+            )
         for old in decision.supersede:
             props = managed.with_properties(old.custom_properties, **{managed.SUPERSEDED_BY: dataset.id})
             speech.update_dataset(old.id, custom_properties=props)
             log.info("dataset %s (older upload of %s) superseded by %s", old.id, path, dataset.id)
-    log.info(
-        "dataset %s created from %s (%s, %s)%s",
-        dataset.id,
-        path,
-        target.kind,
-        target.locale,
-        f"; warnings: {'; '.join(warnings)}" if warnings else "",
-    )
+    return None
 
 
 def _reject(blob: BlobClient, zip_blob: ZipBlob, path: str, locale, reasons, warnings) -> Alert:

@@ -24,9 +24,12 @@ from shared.storage import TAG_DATASET, TAG_STATUS, LockBusy, autopilot_lock, li
 
 log = logging.getLogger("autopilot.timers")
 
+
 def on_reconcile(timer, alerts, deployments) -> None:
     config = context.settings()
-    plan = lambda snap: reconcile.plan_poll(snap, auto_deploy=config.auto_deploy)  # noqa: E731
+    plan = lambda snap: reconcile.plan_poll(  # noqa: E731
+        snap, auto_deploy=config.auto_deploy, auto_retrain=config.auto_retrain
+    )
     result = run(config, plan, past_due=timer.past_due)
     _emit(config, result, alerts, deployments)
 
@@ -88,7 +91,11 @@ def run(
     for action in result.actions:  # the sweep takes the lock per blob, so it runs after releasing it
         if isinstance(action, reconcile.Ingest):
             log.info("sweep: %s has no dataset yet; ingesting it", action.blob_name)
-            result.alerts += ingest_blob(config, container.get_blob_client(action.blob_name), trust_tags=False)
+            try:
+                result.alerts += ingest_blob(config, container.get_blob_client(action.blob_name), trust_tags=False)
+            except (SpeechError, AzureError, LockBusy) as exc:  # the next pass sweeps it again
+                result.failed += 1
+                log.warning("sweep of %s failed; the next pass retries it: %s", action.blob_name, exc)
     return result
 
 
@@ -100,8 +107,12 @@ def _execute(result: RunResult, snap: reconcile.Snapshot, speech: SpeechClient, 
             if isinstance(action, reconcile.Raise):
                 result.alerts.append(action.alert)
             elif isinstance(action, reconcile.RequestDeploy):
-                log.info("requesting deployment of model %s to %s (%s)", entity_id(action.model), action.locale,
-                         action.reason)
+                log.info(
+                    "requesting deployment of model %s to %s (%s)",
+                    entity_id(action.model),
+                    action.locale,
+                    action.reason,
+                )
                 result.deployments.append(action.message())
             elif isinstance(action, reconcile.CreateModel):
                 model = speech.create_model(
