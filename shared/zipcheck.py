@@ -730,8 +730,17 @@ def _check_acoustic(texts: _TextReader, files: list[_Entry], found: _Findings) -
     index = _AudioIndex(wavs)
     named: set[str] = set()
     complete = True
-    for transcript in transcripts:
-        text = texts.read(transcript)
+    read = [(transcript, texts.read(transcript)) for transcript in transcripts]
+    if len(read) > 1:  # with several text files, one without a single '<file><TAB>' line is a note, not a transcript
+        notes = [t for t, text in read if text is not None and not _tab_lines(text)[0]]
+        if len(notes) < len(read):
+            for note in notes:
+                found.warnings.append(
+                    f"{note.name!r} has no '<audio file><TAB><text>' line; it was not read as a "
+                    "transcript (the service may reject extra files)."
+                )
+            read = [(t, text) for t, text in read if t not in notes]
+    for transcript, text in read:
         if text is None:
             complete = False
         else:

@@ -13,6 +13,7 @@ import zipfile
 import pytest
 from azure.core import MatchConditions
 
+from local import samples
 from shared import zipcheck
 from shared.zipcheck import (
     KIND_LIMITS,
@@ -598,3 +599,11 @@ def test_output_formatting_in_a_txt_file_is_a_warning() -> None:
     verdict = check(make_zip({"format.txt": "#rewrite\ncovered 19\tCOVID-19\n"}), "OutputFormatting")
     assert verdict.ok
     assert verdict.warnings == ("The docs ask for a display-format file with an .md extension: 'format.txt'.",)
+
+
+def test_an_extra_text_note_beside_the_transcript_is_a_warning_not_a_rejection():
+    files = samples.acoustic_files(2)
+    files["readme.txt"] = "Recorded in the Contoso call centre, November 2026.\nAsk Ana for details.\n"
+    verdict = check_zip(BytesRangeReader(samples.zip_bytes(files)), "Acoustic")
+    assert verdict.ok, verdict.reasons
+    assert any("readme.txt" in w for w in verdict.warnings)
