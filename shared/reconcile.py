@@ -573,7 +573,14 @@ def _retrain(
             key=serving.id,
         )
         return [], [alert], {"noretrain"}
-    if not auto_retrain or left > largest or state.pending or state.training:
+    # Due when the model enters the largest tier, or earlier (within the horizon) when the best base model stops
+    # adapting before then: waiting would leave nothing to train from.
+    closes_first = (
+        base.adaptation_expiry is not None
+        and serving.transcription_expiry is not None
+        and base.adaptation_expiry <= serving.transcription_expiry - timedelta(days=largest)
+    )
+    if not auto_retrain or (left > largest and not closes_first) or state.pending or state.training:
         return [], [], set()
     tries = sum(1 for m in state.models if m.custom_properties.get(managed.RETRAIN_OF) == serving.id)
     if tries >= MAX_RETRAIN_ATTEMPTS or not dataset_ids:

@@ -1139,3 +1139,11 @@ def test_a_deploy_request_that_never_landed_is_sent_again_unless_the_endpoint_ch
     rolled_back = Endpoint.from_json({**untouched.raw, "lastActionDateTime": iso(requested + timedelta(hours=3))})
     assert poll(dataclasses.replace(snapshot, endpoints=[rolled_back])) == []
     assert of(poll(dataclasses.replace(snapshot, endpoints=[])), RequestDeploy) != []
+
+
+def test_a_retrain_comes_early_when_the_only_adaptable_base_closes_before_the_largest_tier():
+    bases = [base_model("closing", created=NOW - days(300), adapt_until=NOW + days(20))]
+    early = expiry(serving(80, base_models=bases))
+    assert only_training(early).base_model_id == "closing"
+    later = [base_model("open", created=NOW - days(30), adapt_until=NOW + days(300))]
+    assert of(expiry(serving(80, base_models=later)), CreateModel) == []  # it can wait for the 30-day tier
