@@ -50,12 +50,16 @@ def next_occurrence(schedule: str, after: datetime) -> datetime:
     moment = after.replace(microsecond=0) + timedelta(seconds=1)
     limit = moment + timedelta(days=366)
     while moment < limit:
-        if moment.month in month and moment.day in day and (moment.isoweekday() % 7) in weekday:
-            if moment.hour in hour and moment.minute in minute and moment.second in sec:
-                return moment
+        if moment.month not in month or moment.day not in day or (moment.isoweekday() % 7) not in weekday:
+            moment = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0)
+        elif moment.hour not in hour:
+            moment = (moment + timedelta(hours=1)).replace(minute=0, second=0)
+        elif moment.minute not in minute:
+            moment = (moment + timedelta(minutes=1)).replace(second=0)
+        elif moment.second not in sec:
             moment += timedelta(seconds=1)
         else:
-            moment = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0)
+            return moment
     raise ValueError(f"schedule {schedule!r} never fires")
 
 

@@ -476,8 +476,12 @@ def plan_expiry(snapshot: Snapshot, *, tiers: Sequence[int], auto_retrain: bool)
         if left is None:
             continue
         tokens = _expiry_tokens(left, tiers) - managed.alerted(model)
-        alerts = [_expiry_alert(snapshot, model, endpoint, left, token) for token in sorted(tokens, key=_tier_order)]
         state = states.get(model.locale) or LocaleState(model.locale)
+        # A model that serves nothing and will not be deployed (a newer one exists) is reported quietly.
+        retired = endpoint is None and state.newest_succeeded is not model
+        alerts = [
+            _expiry_alert(snapshot, model, endpoint, left, token, retired) for token in sorted(tokens, key=_tier_order)
+        ]
         if endpoint is not None and left <= max(largest, RETRAIN_IMPOSSIBLE_HORIZON_DAYS):
             retrain, extra_alerts, extra_tokens = _retrain(
                 snapshot, state, model, endpoint, left, largest, auto_retrain
@@ -505,7 +509,9 @@ def _tier_order(token: str) -> tuple[int, int]:
     return (1, 0) if not token.isdigit() else (0, -int(token))
 
 
-def _expiry_alert(snapshot: Snapshot, model: CustomModel, endpoint: Endpoint | None, left: int, token: str) -> Alert:
+def _expiry_alert(
+    snapshot: Snapshot, model: CustomModel, endpoint: Endpoint | None, left: int, token: str, retired: bool
+) -> Alert:
     expiry = model.transcription_expiry.strftime("%Y-%m-%d") if model.transcription_expiry else "?"
     serving = f"serving endpoint {endpoint.display_name} ({endpoint.id})" if endpoint else "not deployed"
     details = {
@@ -515,13 +521,18 @@ def _expiry_alert(snapshot: Snapshot, model: CustomModel, endpoint: Endpoint | N
         "daysLeft": left,
     }
     if token == "expired":
+        consequence = (
+            "its endpoint now silently serves the base model and batch jobs with it fail."
+            if endpoint
+            else "no managed endpoint serves it; batch jobs that name it fail."
+        )
         return make_alert(
             "model-expired",
             resource=model.self_uri,
             locale=model.locale,
-            message=f"Model {model.display_name} ({model.id}, {serving}) expired on {expiry}: "
-            "its endpoint now silently serves the base model and batch jobs with it fail.",
+            message=f"Model {model.display_name} ({model.id}, {serving}) expired on {expiry}: {consequence}",
             details=details,
+            severity="info" if retired else None,
             at=snapshot.now,
             key=model.id,
         )
@@ -533,7 +544,7 @@ def _expiry_alert(snapshot: Snapshot, model: CustomModel, endpoint: Endpoint | N
         message=f"Model {model.display_name} ({model.id}, {serving}) stops transcribing on {expiry}, "
         f"in {left} day(s) ({tier}-day warning).",
         details={**details, "tier": tier},
-        severity="critical" if left <= CRITICAL_TIER_DAYS else "warning",
+        severity="info" if retired else "critical" if left <= CRITICAL_TIER_DAYS else "warning",
         at=snapshot.now,
         key=f"{model.id}:{tier}",
     )

@@ -221,6 +221,7 @@ def endpoint(
     error: tuple[str, str] | None = None,
     props: dict[str, str | None] | None = None,
     is_managed: bool = True,
+    last_action: datetime | None = None,
 ) -> Endpoint:
     created = created or NOW - days(50)
     mine = managed.managed_properties(**{managed.REASON: "trained"}) if is_managed else {}
@@ -230,7 +231,7 @@ def endpoint(
             "model": {"self": uri("models", model_id)},
             "links": {"restInteractive": f"https://westeurope.stt.speech.microsoft.com/?cid={endpoint_id}"},
             "properties": {"loggingEnabled": False, **error_json(*(error or (None, None)))},
-            "lastActionDateTime": iso(created + timedelta(minutes=5)),
+            "lastActionDateTime": iso(last_action or created + timedelta(minutes=5)),
             "status": status,
             "createdDateTime": iso(created),
             "locale": locale,
@@ -720,11 +721,12 @@ def test_an_expired_model_is_not_deployed():
 
 
 def test_an_operators_rollback_is_not_undone():
-    newest = model("m1", created=NOW - days(1), props={managed.DEPLOY_REQUESTED: "2026-02-28T06:00:00Z"})
+    requested = NOW - days(5)  # long past DEPLOY_RETRY_DAYS: only the later change of the endpoint holds it back
+    newest = model("m1", created=NOW - days(6), props={managed.DEPLOY_REQUESTED: iso(requested)})
     snapshot = snap(
         pair("en-US/acoustic/calls.zip", "d1"),
         models=[model("m0", created=NOW - days(90)), newest],
-        endpoints=[deployed("e1", "m0")],
+        endpoints=[deployed("e1", "m0", last_action=requested + days(1))],
     )
 
     assert poll(snapshot) == []
@@ -1082,6 +1084,7 @@ def test_every_trained_managed_model_is_watched_but_not_foreign_ones():
     actions = expiry(snapshot)
     assert {a.alert.resource.rsplit("/", 1)[-1].split("?")[0] for a in of(actions, Raise)} == {"old"}
     assert of(actions, CreateModel) == []  # only a serving model is retrained
+    assert {a.alert.severity for a in of(actions, Raise)} == {"info"}  # retired: nothing serves it, nobody must act
 
 
 def test_a_model_serving_the_managed_endpoint_is_watched_even_if_not_managed():

@@ -47,7 +47,8 @@ def on_poison(msg: func.QueueMessage, alerts) -> None:
         resource=str(model or locale or "deploy message"),
         locale=locale if isinstance(locale, str) else None,
         message="A deploy request failed on every attempt and was parked in the poison queue; "
-        "nothing was deployed. Fix the cause and enqueue the message again.",
+        "nothing was deployed. The reconcile timer asks again for an automatically trained model after "
+        "2 days if nobody changed the endpoint; otherwise fix the cause and enqueue the message again.",
         details={"message": original, "messageId": msg.id, "dequeueCount": msg.dequeue_count},
         at=clock.now(),
         key=msg.id or text,
