@@ -16,21 +16,24 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BARE = '''
+BARE = """
 import azure.functions as func
 import azure.storage.blob
 import azure.identity
 import requests
 
 app = func.FunctionApp()
-'''
+"""
 
 
 def cumulative_us(module: str, cwd: Path) -> int:
     """Cumulative import time of `module` in microseconds, from a fresh interpreter."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        cwd=cwd, capture_output=True, text=True, check=True,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     for line in proc.stderr.splitlines():
         parts = [p.strip() for p in line.removeprefix("import time:").split("|")]

@@ -113,6 +113,7 @@ def main() -> int:
         started = time.perf_counter()
         counts = seed(speech, emulator, args.n)
         print(f"seeded {counts} in {time.perf_counter() - started:.1f} s")
+
         def poll():
             return run(config, lambda s: reconcile.plan_poll(s, auto_deploy=True))
 

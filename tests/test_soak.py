@@ -1,0 +1,52 @@
+"""A shortened soak (bench/soak.py): 400 simulated days of one locale through the real functions, the offline host,
+Azurite and the Speech emulator, with the same scenario and incidents as the three-year bench."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import soak
+
+DAYS = 400
+LOCALE = "en-US"
+
+
+@pytest.fixture(scope="module")
+def report(azurite) -> dict:
+    names = {"TRAINING_CONTAINER": "soak-training", "DEPLOY_QUEUE": "soak-deploy", "ALERT_QUEUE": "soak-alerts"}
+    return soak.build_report(soak.simulate(azurite, locales=[LOCALE], days=DAYS, seed=7, names=names))
+
+
+@pytest.mark.slow
+def test_no_endpoint_ever_serves_an_expired_model(report):
+    assert report["locales"][LOCALE]["expiredDays"] == []
+
+
+@pytest.mark.slow
+def test_nothing_is_created_twice(report):
+    assert report["locales"][LOCALE]["mostManagedEndpoints"] == 1
+    assert report["duplicates"] == {"models": [], "datasets": []}
+
+
+@pytest.mark.slow
+def test_one_training_per_data_change_and_the_injected_failure_is_not_retried(report):
+    figures = report["locales"][LOCALE]
+    assert figures["failedTrainings"] == 1
+    assert figures["dataTrainings"] == figures["dropBatches"]
+    assert figures["mostExpiryRetrainsOfOneModel"] <= 1
+
+
+@pytest.mark.slow
+def test_every_incident_heals_without_a_person(report):
+    incidents = {i["kind"]: i for i in report["incidents"]}
+    assert set(incidents) == set(soak.INCIDENTS)
+    assert all(i["servedFrom"] for i in incidents.values()), incidents
+    assert incidents["throttle"]["faultAnswers"] > 0 and incidents["patch-outage"]["faultAnswers"] > 0
+    kinds = [a["kind"] for a in report["alerts"]["list"]]
+    assert kinds.count("model-failed") == 1 and kinds.count("deploy-poisoned") == 1
+
+
+@pytest.mark.slow
+def test_api_calls_stay_far_below_the_rate_limit(report):
+    assert report["api"]["maxIn10Seconds"] < soak.RATE_LIMIT_CALLS // 2
+    assert all(goal["met"] for goal in report["goals"]), report["goals"]
