@@ -103,8 +103,8 @@ def main() -> int:
         )
         from azure.storage.blob import BlobServiceClient
 
-        from shared import clock, context, reconcile
-        from shared.flows.timers import run
+        from shared import clock, context
+        from shared.flows.timers import expiry_plan, poll_plan, run
 
         clock.use_clock(emulator.now)
         BlobServiceClient.from_connection_string(azurite.connection_string).create_container("training")
@@ -115,10 +115,10 @@ def main() -> int:
         print(f"seeded {counts} in {time.perf_counter() - started:.1f} s")
 
         def poll():
-            return run(config, lambda s: reconcile.plan_poll(s, auto_deploy=True))
+            return run(config, poll_plan(config))
 
         def expiry():
-            return run(config, lambda s: reconcile.plan_expiry(s, tiers=config.expiry_warning_days, auto_retrain=True))
+            return run(config, expiry_plan(config))
 
         measure(poll, emulator, "reconcile (first, settles)")
         calls, elapsed = measure(poll, emulator, "reconcile (steady state)")

@@ -25,25 +25,26 @@ from shared.storage import TAG_DATASET, TAG_STATUS, LockBusy, autopilot_lock, li
 log = logging.getLogger("autopilot.timers")
 
 
+def poll_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconcile.Action]]:
+    return lambda snap: reconcile.plan_poll(snap, auto_deploy=config.auto_deploy, auto_retrain=config.auto_retrain)
+
+
+def expiry_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconcile.Action]]:
+    return lambda snap: reconcile.plan_expiry(snap, tiers=config.expiry_warning_days, auto_retrain=config.auto_retrain)
+
+
 def on_reconcile(timer, alerts, deployments) -> None:
-    config = context.settings()
-    plan = lambda snap: reconcile.plan_poll(  # noqa: E731
-        snap, auto_deploy=config.auto_deploy, auto_retrain=config.auto_retrain
-    )
-    result = run(config, plan, past_due=timer.past_due)
-    _emit(config, result, alerts, deployments)
+    _on_timer(poll_plan, timer, alerts, deployments)
 
 
 def on_expiry(timer, alerts, deployments) -> None:
+    _on_timer(expiry_plan, timer, alerts, deployments)
+
+
+def _on_timer(plan_for, timer, alerts, deployments) -> None:
+    """Reconcile once with the planner for these settings, then emit the alerts and deploy messages."""
     config = context.settings()
-    plan = lambda snap: reconcile.plan_expiry(  # noqa: E731
-        snap, tiers=config.expiry_warning_days, auto_retrain=config.auto_retrain
-    )
-    result = run(config, plan, past_due=timer.past_due)
-    _emit(config, result, alerts, deployments)
-
-
-def _emit(config: Settings, result: RunResult, alerts, deployments) -> None:
+    result = run(config, plan_for(config), past_due=timer.past_due)
     deliver(result.alerts, alerts, config.alert_webhook_url)
     if result.deployments:
         deployments.set([json.dumps(message) for message in result.deployments])
