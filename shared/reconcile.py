@@ -18,7 +18,7 @@ from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, parse_time
 from shared.storage import TAG_DATASET, TAG_ETAG, TAG_REASON, TAG_STATUS, ZipBlob
 
 ACTIVE = frozenset({"NotStarted", "Running"})
-MAX_SWEEP_PER_PASS = 20  # zips ingested by one reconcile pass (each costs a lookup); the rest wait for the next
+MAX_SWEEP_PER_PASS = 5  # zips one pass ingests (each re-lists datasets under the lock); the rest wait for the next
 MAX_RETRAIN_ATTEMPTS = 3  # expiry retrains of one serving model
 RETRAIN_IMPOSSIBLE_HORIZON_DAYS = 90  # warn this far ahead when no base model can adapt the data any more
 CRITICAL_TIER_DAYS = 7  # expiry warnings at or below this many days are critical
