@@ -20,8 +20,9 @@ def test_next_occurrence_follows_ncrontab():
     assert next_occurrence("30 15 10 * * 1", at) == datetime(2026, 11, 23, 10, 15, 30, tzinfo=UTC)
 
 
-def test_dropped_zips_end_on_an_endpoint_serving_a_model_trained_on_them(azurite, emulator, app_env, container,
-                                                                         monkeypatch):
+def test_dropped_zips_end_on_an_endpoint_serving_a_model_trained_on_them(
+    azurite, emulator, app_env, container, monkeypatch
+):
     monkeypatch.setattr(context, "CLIENT_OPTIONS", {"sleep": lambda seconds: None})
     context.reset()
     emulator.set_now(datetime(2026, 11, 22, 9, 0, tzinfo=UTC))

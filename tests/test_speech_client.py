@@ -28,9 +28,7 @@ def client(emulator, sleeps) -> SpeechClient:
 
 
 def _make_datasets(client: SpeechClient, count: int) -> list[str]:
-    return [
-        client.create_dataset(display_name=f"d{i}", locale="en-US", kind="Language").id for i in range(count)
-    ]
+    return [client.create_dataset(display_name=f"d{i}", locale="en-US", kind="Language").id for i in range(count)]
 
 
 def _requests(emulator, method: str, fragment: str) -> list[dict]:
