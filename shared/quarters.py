@@ -1,9 +1,8 @@
 """The documented Custom Speech expiry rule.
 
-Quarters end on Jan 15, Apr 15, Jul 15 and Oct 15. Training on a base model is possible for one year after the
-quarter Microsoft created it; transcription with a base model for two years after that quarter; transcription with
-a custom model for two years after the quarter in which you created it. A date on a quarter's last day belongs to
-that quarter.
+Quarters end on Jan 15, Apr 15, Jul 15 and Oct 15; a custom model transcribes for two years after the quarter in
+which it was created, a date on a quarter's last day belonging to that quarter. The service states each model's
+date (`transcriptionDateTime`); the app uses this rule only where a model lacks it.
 """
 
 from __future__ import annotations
@@ -30,12 +29,4 @@ def _plus_years(moment: datetime, years: int) -> datetime:
 
 
 def custom_model_expiry(created: datetime) -> datetime:
-    return _plus_years(quarter_end(created), 2)
-
-
-def base_model_adaptation_expiry(created: datetime) -> datetime:
-    return _plus_years(quarter_end(created), 1)
-
-
-def base_model_transcription_expiry(created: datetime) -> datetime:
     return _plus_years(quarter_end(created), 2)

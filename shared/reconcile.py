@@ -14,6 +14,7 @@ from typing import Iterable, Mapping, Sequence, Union
 from shared import managed
 from shared.alerts import Alert, make_alert
 from shared.ingest import Target, parse_blob_name, source_path
+from shared.quarters import custom_model_expiry
 from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, parse_time
 from shared.storage import TAG_DATASET, TAG_ETAG, TAG_REASON, TAG_STATUS, ZipBlob
 
@@ -444,13 +445,19 @@ def _endpoint_outcomes(snapshot: Snapshot) -> list[Action]:
 # -- the expiry timer ------------------------------------------------------------------------------------------
 
 
+def expiry_of(model: CustomModel) -> datetime | None:
+    """The service's transcriptionDateTime, or, where it gives none, the documented quarter rule."""
+    return model.transcription_expiry or (custom_model_expiry(model.created) if model.created else None)
+
+
 def days_left(model: CustomModel, now: datetime) -> int | None:
     """Whole calendar days (UTC) until the model stops transcribing; 0 = today; negative once expired."""
-    if model.transcription_expiry is None:
+    expiry = expiry_of(model)
+    if expiry is None:
         return None
-    if model.transcription_expiry <= now:
-        return min(-1, (model.transcription_expiry.date() - now.date()).days)
-    return (model.transcription_expiry.date() - now.date()).days
+    if expiry <= now:
+        return min(-1, (expiry.date() - now.date()).days)
+    return (expiry.date() - now.date()).days
 
 
 def watched_models(snapshot: Snapshot) -> dict[str, tuple[CustomModel, Endpoint | None]]:
@@ -512,12 +519,13 @@ def _tier_order(token: str) -> tuple[int, int]:
 def _expiry_alert(
     snapshot: Snapshot, model: CustomModel, endpoint: Endpoint | None, left: int, token: str, retired: bool
 ) -> Alert:
-    expiry = model.transcription_expiry.strftime("%Y-%m-%d") if model.transcription_expiry else "?"
+    ends = expiry_of(model)
+    expiry = ends.strftime("%Y-%m-%d") if ends else "?"
     serving = f"serving endpoint {endpoint.display_name} ({endpoint.id})" if endpoint else "not deployed"
     details = {
         "model": model.self_uri,
         "endpoint": endpoint.self_uri if endpoint else None,
-        "transcriptionDateTime": _iso(model.transcription_expiry) if model.transcription_expiry else None,
+        "transcriptionDateTime": _iso(ends) if ends else None,
         "daysLeft": left,
     }
     if token == "expired":

@@ -26,6 +26,7 @@ from shared.reconcile import (
     TagBlob,
     UpdateProperties,
     adaptable_base,
+    days_left,
     locale_states,
     plan_expiry,
     plan_poll,
@@ -1150,3 +1151,12 @@ def test_a_retrain_comes_early_when_the_only_adaptable_base_closes_before_the_la
     assert only_training(early).base_model_id == "closing"
     later = [base_model("open", created=NOW - days(30), adapt_until=NOW + days(300))]
     assert of(expiry(serving(80, base_models=later)), CreateModel) == []  # it can wait for the 30-day tier
+
+
+def test_a_model_without_a_transcription_date_is_held_to_the_quarter_rule():
+    created = NOW - days(720)  # 2024-03-12: its quarter ends 2024-04-15, so it transcribes until 2026-04-15
+    raw = dict(model("m1", created=created).raw)
+    raw["properties"] = {k: v for k, v in raw["properties"].items() if k != "deprecationDates"}
+    undated = CustomModel.from_json(raw)
+    assert undated.transcription_expiry is None
+    assert days_left(undated, NOW) == 45

@@ -92,7 +92,4 @@ def test_quarter_rule(created, quarter_end, expiry):
     moment = datetime.fromisoformat(created + "T12:00:00+00:00")
     assert quarters.quarter_end(moment).date().isoformat() == quarter_end
     assert quarters.custom_model_expiry(moment).date().isoformat() == expiry
-    assert quarters.base_model_adaptation_expiry(moment) == quarters.quarter_end(moment).replace(
-        year=quarters.quarter_end(moment).year + 1
-    )
     assert quarters.custom_model_expiry(moment).tzinfo == UTC
