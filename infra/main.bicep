@@ -71,6 +71,35 @@ param expiryWarningDays string = '30,14,7,1'
 param sasLifetimeHours int = 48
 
 @allowed([
+  'info'
+  'warning'
+  'critical'
+])
+@description('Least severe alert that is also POSTed to the webhook; every alert still goes to the queue and the log (app setting ALERT_WEBHOOK_MIN_SEVERITY).')
+param alertWebhookMinSeverity string = 'warning'
+
+@allowed([
+  'auto'
+  'required'
+  'off'
+])
+@description('Word-error-rate gate before hands-off deployments: auto (when the locale has test data), required, off (app setting QUALITY_GATE).')
+param qualityGate string = 'auto'
+
+@description('Percentage points of word error rate a model trained on changed data may lose against the serving model and still deploy (app setting QUALITY_MAX_WER_REGRESSION).')
+param qualityMaxWerRegression string = '0'
+
+@description('Percentage points of word error rate an expiry retrain may lose against the expiring model and still deploy (app setting QUALITY_EXPIRY_MAX_WER_REGRESSION).')
+param qualityExpiryMaxWerRegression string = '2'
+
+@allowed([
+  'contentUrl'
+  'blocks'
+])
+@description('How a dropped zip reaches the Speech service: contentUrl (a read-only SAS) or blocks (the app streams it; for storage the service cannot reach) (app setting DATASET_UPLOAD).')
+param datasetUpload string = 'contentUrl'
+
+@allowed([
   512
   2048
   4096
@@ -264,6 +293,11 @@ module functionApp 'modules/function-app.bicep' = {
       AUTO_RETRAIN: string(autoRetrain)
       AUTO_DEPLOY: string(autoDeploy)
       SAS_LIFETIME_HOURS: string(sasLifetimeHours)
+      ALERT_WEBHOOK_MIN_SEVERITY: alertWebhookMinSeverity
+      QUALITY_GATE: qualityGate
+      QUALITY_MAX_WER_REGRESSION: qualityMaxWerRegression
+      QUALITY_EXPIRY_MAX_WER_REGRESSION: qualityExpiryMaxWerRegression
+      DATASET_UPLOAD: datasetUpload
     }
   }
 }

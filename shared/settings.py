@@ -29,6 +29,11 @@ SETTINGS: dict[str, str | None] = {
     "AUTO_DEPLOY": "true",
     "SAS_LIFETIME_HOURS": "48",
     "SPEECH_PROJECT": None,
+    "ALERT_WEBHOOK_MIN_SEVERITY": "warning",
+    "QUALITY_GATE": "auto",
+    "QUALITY_MAX_WER_REGRESSION": "0",
+    "QUALITY_EXPIRY_MAX_WER_REGRESSION": "2",
+    "DATASET_UPLOAD": "contentUrl",
 }
 
 # Settings used as %NAME% in trigger bindings: the Functions host resolves them, so they must exist as app
@@ -36,6 +41,9 @@ SETTINGS: dict[str, str | None] = {
 BINDING_SETTINGS = ("TRAINING_CONTAINER", "DEPLOY_QUEUE", "ALERT_QUEUE", "POLL_SCHEDULE", "EXPIRY_SCHEDULE")
 
 MAX_SAS_LIFETIME_HOURS = 168
+SEVERITIES = ("info", "warning", "critical")
+QUALITY_GATES = ("auto", "required", "off")
+DATASET_UPLOADS = ("contentUrl", "blocks")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -75,6 +83,11 @@ class Settings:
     auto_deploy: bool
     sas_lifetime_hours: int
     speech_project: str | None
+    alert_webhook_min_severity: str = "warning"  # info | warning | critical: the least severe alert POSTed
+    quality_gate: str = "auto"  # auto | required | off
+    quality_max_wer_regression: float = 0.0  # percentage points a data-change training may lose
+    quality_expiry_max_wer_regression: float = 2.0  # percentage points an expiry retrain may lose
+    dataset_upload: str = "contentUrl"  # contentUrl | blocks
 
     def __repr__(self) -> str:  # never print the key or a connection string
         return (
@@ -151,6 +164,25 @@ def _hours(env: Mapping[str, str], name: str) -> int:
     return hours
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = _required(env, name)
+    by_lower = {choice.lower(): choice for choice in choices}
+    if value.lower() not in by_lower:
+        raise SettingError(f"setting {name} must be one of {', '.join(choices)}, got {value!r}")
+    return by_lower[value.lower()]
+
+
+def _points(env: Mapping[str, str], name: str) -> float:
+    value = _required(env, name)
+    try:
+        points = float(value)
+    except ValueError:
+        raise SettingError(f"setting {name} must be a number of percentage points, got {value!r}") from None
+    if not 0 <= points <= 100:
+        raise SettingError(f"setting {name} must be between 0 and 100 percentage points, got {value!r}")
+    return points
+
+
 def storage_connection(env: Mapping[str, str]) -> StorageConnection:
     """AzureWebJobsStorage as a connection string, or identity-based AzureWebJobsStorage__* settings."""
     prefix = "AzureWebJobsStorage"
@@ -194,6 +226,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         auto_deploy=_bool(env, "AUTO_DEPLOY"),
         sas_lifetime_hours=_hours(env, "SAS_LIFETIME_HOURS"),
         speech_project=_raw(env, "SPEECH_PROJECT"),
+        alert_webhook_min_severity=_choice(env, "ALERT_WEBHOOK_MIN_SEVERITY", SEVERITIES),
+        quality_gate=_choice(env, "QUALITY_GATE", QUALITY_GATES),
+        quality_max_wer_regression=_points(env, "QUALITY_MAX_WER_REGRESSION"),
+        quality_expiry_max_wer_regression=_points(env, "QUALITY_EXPIRY_MAX_WER_REGRESSION"),
+        dataset_upload=_choice(env, "DATASET_UPLOAD", DATASET_UPLOADS),
     )
 
 
