@@ -13,6 +13,7 @@ the reader (network, authorization, the blob changing under the ETag condition) 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import itertools
 import posixpath
 import re
@@ -171,6 +172,32 @@ class ZipVerdict:
     file_count: int  # dataset files: directories and macOS metadata excluded
     uncompressed_bytes: int  # of those files
     audio_files: int  # .wav files among them
+    content_id: str = ""  # see content_id(): the zip's identity, which follows its bytes, not its ETag
+
+
+CONTENT_ID_PREFIX = "zip1:"
+
+
+def content_id(reader: RangeReader) -> str:
+    """The identity of the zip's content, from the bytes a check reads anyway (no download).
+
+    A readable zip: a digest of its size and everything from the central directory to the end. The central
+    directory holds every entry's name, CRC-32 and sizes, so the same files give the same identity however the
+    blob is re-uploaded, and a blob whose metadata, tags or Content-Type change keeps it. Anything else (not a
+    zip, truncated): a digest of its size and its tail. Errors raised by the reader propagate.
+    """
+    if reader.size == 0:
+        return _identity(b"", 0)
+    source = _Source(reader)
+    try:
+        return _read_archive(source, _Findings()).content_id
+    except _Unreadable:
+        return _identity(source.tail, source.size)
+
+
+def _identity(data: bytes, size: int) -> str:
+    digest = hashlib.sha256(b"%d:" % size + data).hexdigest()[:40]
+    return CONTENT_ID_PREFIX + digest
 
 
 def check_zip(reader: RangeReader, kind: str, *, limits: KindLimits | None = None) -> ZipVerdict:
@@ -182,25 +209,28 @@ def check_zip(reader: RangeReader, kind: str, *, limits: KindLimits | None = Non
         return _verdict(kind, found, [])
     if reader.size == 0:
         found.reasons.append("The zip is empty (0 bytes).")
-        return _verdict(kind, found, [])
+        return _verdict(kind, found, [], _identity(b"", 0))
     limits = limits or KIND_LIMITS[kind]
     _check_blob_size(reader.size, kind, limits, found)
+    source = None
     try:
         source = _Source(reader)
         archive = _read_archive(source, found)
     except _Unreadable as exc:
         found.reasons.append(str(exc))
-        return _verdict(kind, found, [])
+        identity = _identity(source.tail, source.size) if source is not None else ""
+        return _verdict(kind, found, [], identity)
+    identity = archive.content_id
     _check_entries(archive.entries, found)
     _check_layout(archive, found)
     _check_bomb(archive.entries, kind, limits, found)
     files = _dataset_files(archive.entries, found)
     if not files:
         found.reasons.append("The archive contains no files (directories and macOS metadata don't count).")
-        return _verdict(kind, found, files)
+        return _verdict(kind, found, files, identity)
     _check_files(files, kind, spec, limits, found)
     spec.check_content(_TextReader(source, archive.cd_offset, found), files, found)
-    return _verdict(kind, found, files)
+    return _verdict(kind, found, files, identity)
 
 
 # --- reading the archive ---------------------------------------------------------------------------------------
@@ -260,6 +290,7 @@ class _Entry:
 class _Archive:
     entries: list[_Entry]
     cd_offset: int  # where the central directory starts: all entry data lies before it
+    content_id: str  # see content_id()
 
 
 class _Source:
@@ -315,13 +346,16 @@ def _read_archive(source: _Source, found: _Findings) -> _Archive:
             f"The archive's central directory is {_size(cd_size)}, more than the {_size(MAX_CENTRAL_DIRECTORY_BYTES)} "
             "this check reads; a dataset within the service's limits never needs that much."
         )
-    entries = _parse_central_directory(source.read(cd_offset, cd_size))
+    directory = source.read(cd_offset, cd_size)
+    entries = _parse_central_directory(directory)
+    rest = cd_offset + cd_size
+    identity = _identity(directory + source.read(rest, source.size - rest), source.size)
     if len(entries) != count:
         found.warnings.append(
             f"The zip's end record announces {_count(count, 'entry', 'entries')} but its central directory holds "
             f"{len(entries):,}; the tool that made it may be faulty."
         )
-    return _Archive(entries, cd_offset)
+    return _Archive(entries, cd_offset, identity)
 
 
 def _find_eocd(tail: bytes) -> int | None:
@@ -873,7 +907,7 @@ _KIND_SPECS: dict[str, _KindSpec] = {
 # --- the verdict and its sentences -------------------------------------------------------------------------------
 
 
-def _verdict(kind: str, found: _Findings, files: list[_Entry]) -> ZipVerdict:
+def _verdict(kind: str, found: _Findings, files: list[_Entry], identity: str = "") -> ZipVerdict:
     return ZipVerdict(
         ok=not found.reasons,
         kind=kind,
@@ -882,6 +916,7 @@ def _verdict(kind: str, found: _Findings, files: list[_Entry]) -> ZipVerdict:
         file_count=len(files),
         uncompressed_bytes=sum(entry.uncompressed for entry in files),
         audio_files=len(_with_ext(files, ".wav")),
+        content_id=identity,
     )
 
 
