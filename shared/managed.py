@@ -14,6 +14,10 @@ MANAGED_BY = "speech-autopilot"
 MANAGED = "managedBy"  # every entity: MANAGED_BY
 SOURCE = "sourcePath"  # dataset: "<container>/<blob name>" of the zip
 SOURCE_ETAG = "sourceEtag"  # dataset: the zip's ETag (without quotes) when it was ingested
+SOURCE_CONTENT = "sourceContent"  # dataset: the zip's content identity (shared.zipcheck.content_id)
+# sourcePath of a dataset uploaded from outside the container (CLI, block upload): "upload:{locale}/{kind}/{name}.zip".
+# No container name holds a colon, so it never collides with "<container>/<blob name>".
+UPLOAD_SOURCE_PREFIX = "upload:"
 SUPERSEDED_BY = "supersededBy"  # dataset: id of the dataset made from a newer upload to the same path
 DATASET_SET = "datasetSet"  # model: digest of the ids of the datasets it was trained on
 BASE_MODEL = "baseModel"  # model: id of the base model it was trained from
