@@ -3,6 +3,9 @@
 import azure.functions as func
 
 from shared.blueprints import deploy, ingest, timers
+from shared.logs import quiet_sdk_loggers
+
+quiet_sdk_loggers()  # the worker's root logger is at INFO: keep the SDKs' per-request logging out of App Insights
 
 app = func.FunctionApp()
 app.register_functions(ingest.bp)

@@ -224,12 +224,11 @@ class Result:
 
 class Soak:
     def __init__(self, emulator: SpeechEmulator, result: Result, names: dict[str, str]) -> None:
-        import function_app
 
         self.emulator = emulator
         self.result = result
         self.alert_queue = names["ALERT_QUEUE"]
-        self.host = LocalHost.from_env(function_app.app, clock=emulator.now)
+        self.host = LocalHost.from_env(clock=emulator.now)
         self.host.runtime.on_invocation = self._count
         # Azurite counts a failed message's visibility timeout (host.json: 30 s) in wall time, and 30 wall seconds
         # are weeks of simulated time here; on an hourly clock the host's 30 s are nothing, so retry at once.

@@ -19,6 +19,7 @@ from typing import Callable
 from local import samples
 from local.azurite import Azurite
 from local.host import LocalHost
+from local.runtime import log_volume
 from local.speech_emulator import SpeechEmulator
 from shared import clock, context
 from shared.status import build_status, format_table
@@ -50,10 +51,9 @@ def _configure_logging(now: Callable[[], datetime]) -> None:
             and r.levelno >= logging.INFO
         )
     )
-    root = logging.getLogger("autopilot")
-    root.setLevel(logging.INFO)
-    root.addHandler(handler)
-    root.propagate = False
+    app_logger = logging.getLogger("autopilot")
+    app_logger.setLevel(logging.INFO)
+    app_logger.addHandler(handler)  # records still propagate to the root, where the worker collects them
 
 
 def say(text: str) -> None:
@@ -75,9 +75,8 @@ class Demo:
         )
         context.reset()
         clock.use_clock(emulator.now)
-        import function_app
 
-        self.host = LocalHost.from_env(function_app.app, timer_interval=STEP.total_seconds(), clock=emulator.now)
+        self.host = LocalHost.from_env(timer_interval=STEP.total_seconds(), clock=emulator.now)
         self.container = self.host.blob_service.get_container_client("training")
         self.container.create_container()
         self.speech = context.speech(context.settings())
@@ -155,7 +154,9 @@ def main() -> int:
     with Azurite() as azurite, SpeechEmulator(durations=DURATIONS) as emulator:
         emulator.set_now(datetime.now(UTC).replace(microsecond=0))
         _configure_logging(emulator.now)
-        Demo(azurite, emulator).run()
+        demo = Demo(azurite, emulator)
+        demo.run()
+        print(f"\n{log_volume(demo.host.runtime.worker.logs())}", flush=True)
     print(f"\nDemo finished in {time.monotonic() - started:.1f} s of wall time; Azurite and the emulator stopped.")
     return 0
 

@@ -73,10 +73,10 @@ class LocalHost:
     next_fire: dict[str, datetime] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, app, **kwargs) -> LocalHost:
+    def from_env(cls, **kwargs) -> LocalHost:
         connection = os.environ["AzureWebJobsStorage"]
         return cls(
-            Runtime(app, connection_string=connection), BlobServiceClient.from_connection_string(connection), **kwargs
+            Runtime(connection_string=connection), BlobServiceClient.from_connection_string(connection), **kwargs
         )
 
     # -- Event Grid stand-in -----------------------------------------------------------------------------------

@@ -97,9 +97,7 @@ def container(app_env, azurite: Azurite):
 
 @pytest.fixture
 def runtime(app_env, azurite: Azurite, container) -> Runtime:
-    import function_app
-
-    return Runtime(function_app.app, connection_string=azurite.connection_string)
+    return Runtime(connection_string=azurite.connection_string)
 
 
 def alerts_of(runtime: Runtime, queue: str) -> list[dict]:

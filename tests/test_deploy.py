@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.functions.queue import QueueMessage
 
+from local.runtime import QueuedMessage
 from shared import clock, context
 from tests import helpers
 from tests.conftest import alerts_of
@@ -70,12 +70,9 @@ def test_the_same_message_twice_creates_once_and_patches_once(runtime, container
 
 def test_two_racing_messages_make_one_endpoint(runtime, container, emulator, deploy_env):
     model = helpers.train(runtime, container, emulator)
-    body = helpers.deploy_message("en-US", model.self_uri).encode()
+    body = helpers.deploy_message("en-US", model.self_uri)
     results = helpers.concurrently(
-        *(
-            lambda n=n: runtime.invoke("deploy", QueueMessage(id=f"race-{n}", body=body, dequeue_count=1))
-            for n in range(3)
-        )
+        *(lambda n=n: runtime.deliver_message("deploy", body, QueuedMessage(id=f"race-{n}")) for n in range(3))
     )
     assert all(r.ok for r in results), [r.error for r in results]
     assert len(endpoints(emulator)) == 1

@@ -290,26 +290,18 @@ class CodeNames:
 _PERCENT = re.compile(r"%([^%]+)%")
 
 
-def code_names_from(app: Any, settings: Mapping[str, Any]) -> CodeNames:
-    """The names a func.FunctionApp's bindings use (via get_dict_repr(), as the host indexes them)."""
-    from local.runtime import index  # a FunctionApp may be indexed only once per process, as the host does
-
+def code_names_from(functions: Mapping[str, list[dict[str, Any]]], settings: Mapping[str, Any]) -> CodeNames:
+    """The names the functions' bindings use: function name -> raw bindings, as the worker reports them to the host."""
     bindings = []
-    for function in index(app):
-        for binding in function.get_bindings():
-            data = binding.get_dict_repr()
+    for name, raw_bindings in functions.items():
+        for data in raw_bindings:
             kind = str(data.get("type"))
             for attribute in ("queueName", "path", "schedule", "containerName"):
                 if data.get(attribute):
                     source = data.get("source")
-                    source = getattr(source, "value", source)
                     bindings.append(
                         Binding(
-                            function.get_function_name(),
-                            kind,
-                            str(data[attribute]),
-                            data.get("connection"),
-                            str(source) if source else None,
+                            name, kind, str(data[attribute]), data.get("connection"), str(source) if source else None
                         )
                     )
     return CodeNames(frozenset(settings), tuple(bindings))
@@ -522,14 +514,16 @@ def checkov_report() -> CheckovRun:
 
 @pytest.fixture(scope="module")
 def code() -> CodeNames:
-    """The real app's names. If function_app can't be imported this fails: a skip would hide a broken contract."""
+    """The real app's names, from the worker's index. If the worker refuses the app this fails: a skip would hide a
+    broken contract."""
+    from local.runtime import Worker, WorkerInitError
     from shared.settings import SETTINGS
 
     try:
-        import function_app
-    except Exception as exc:  # noqa: BLE001 - report whatever broke the import
-        pytest.fail(f"function_app could not be imported, so its bindings can't be checked against infra/: {exc!r}")
-    return code_names_from(function_app.app, SETTINGS)
+        worker = Worker.get()
+    except WorkerInitError as exc:
+        pytest.fail(f"the worker refused function_app, so its bindings can't be checked against infra/: {exc}")
+    return code_names_from(worker.bindings, SETTINGS)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 from azure.storage.blob import BlobServiceClient
 
-import function_app
 from local import samples
 from local.host import LocalHost, next_occurrence
 from local.runtime import Runtime
@@ -28,7 +27,7 @@ def test_dropped_zips_end_on_an_endpoint_serving_a_model_trained_on_them(
     emulator.set_now(datetime(2026, 11, 22, 9, 0, tzinfo=UTC))
     clock.use_clock(emulator.now)
     host = LocalHost(
-        Runtime(function_app.app, connection_string=azurite.connection_string),
+        Runtime(connection_string=azurite.connection_string),
         BlobServiceClient.from_connection_string(azurite.connection_string),
         timer_interval=3600,
         clock=emulator.now,

@@ -4,6 +4,8 @@ Transient failures raise, so the host retries; after maxDequeueCount (host.json)
 `<DEPLOY_QUEUE>-poison`, where `deploy_poison` raises a `deploy-poisoned` alert with the original message.
 """
 
+import typing
+
 import azure.functions as func
 
 bp = func.Blueprint()
@@ -12,7 +14,7 @@ bp = func.Blueprint()
 @bp.function_name("deploy")
 @bp.queue_trigger(arg_name="msg", queue_name="%DEPLOY_QUEUE%", connection="AzureWebJobsStorage")
 @bp.queue_output(arg_name="alerts", queue_name="%ALERT_QUEUE%", connection="AzureWebJobsStorage")
-def deploy(msg: func.QueueMessage, alerts: func.Out[list[str]]) -> None:
+def deploy(msg: func.QueueMessage, alerts: func.Out[typing.List[str]]) -> None:
     from shared.flows.deploy import on_message
 
     on_message(msg, alerts)
@@ -21,7 +23,7 @@ def deploy(msg: func.QueueMessage, alerts: func.Out[list[str]]) -> None:
 @bp.function_name("deploy_poison")
 @bp.queue_trigger(arg_name="msg", queue_name="%DEPLOY_QUEUE%-poison", connection="AzureWebJobsStorage")
 @bp.queue_output(arg_name="alerts", queue_name="%ALERT_QUEUE%", connection="AzureWebJobsStorage")
-def deploy_poison(msg: func.QueueMessage, alerts: func.Out[list[str]]) -> None:
+def deploy_poison(msg: func.QueueMessage, alerts: func.Out[typing.List[str]]) -> None:
     from shared.flows.deploy import on_poison
 
     on_poison(msg, alerts)

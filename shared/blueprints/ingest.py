@@ -4,6 +4,8 @@ The function gets an SDK BlobClient (model binding data), never the zip's bytes.
 imported on first call so that indexing the app stays cheap.
 """
 
+import typing
+
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blobext
 
@@ -18,7 +20,7 @@ bp = func.Blueprint()
     source=func.BlobSource.EVENT_GRID,
 )
 @bp.queue_output(arg_name="alerts", queue_name="%ALERT_QUEUE%", connection="AzureWebJobsStorage")
-def ingest_zip(blob: blobext.BlobClient, alerts: func.Out[list[str]]) -> None:
+def ingest_zip(blob: blobext.BlobClient, alerts: func.Out[typing.List[str]]) -> None:
     from shared.flows.ingest import on_blob
 
     on_blob(blob, alerts)

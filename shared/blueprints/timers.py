@@ -1,5 +1,7 @@
 """Timers that reconcile (POLL_SCHEDULE) and watch expiry (EXPIRY_SCHEDULE). Work in shared.flows.timers."""
 
+import typing
+
 import azure.functions as func
 
 bp = func.Blueprint()
@@ -9,7 +11,9 @@ bp = func.Blueprint()
 @bp.timer_trigger(arg_name="timer", schedule="%POLL_SCHEDULE%", run_on_startup=False)
 @bp.queue_output(arg_name="alerts", queue_name="%ALERT_QUEUE%", connection="AzureWebJobsStorage")
 @bp.queue_output(arg_name="deployments", queue_name="%DEPLOY_QUEUE%", connection="AzureWebJobsStorage")
-def reconcile_timer(timer: func.TimerRequest, alerts: func.Out[list[str]], deployments: func.Out[list[str]]) -> None:
+def reconcile_timer(
+    timer: func.TimerRequest, alerts: func.Out[typing.List[str]], deployments: func.Out[typing.List[str]]
+) -> None:
     from shared.flows.timers import on_reconcile
 
     on_reconcile(timer, alerts, deployments)
@@ -19,7 +23,9 @@ def reconcile_timer(timer: func.TimerRequest, alerts: func.Out[list[str]], deplo
 @bp.timer_trigger(arg_name="timer", schedule="%EXPIRY_SCHEDULE%", run_on_startup=False)
 @bp.queue_output(arg_name="alerts", queue_name="%ALERT_QUEUE%", connection="AzureWebJobsStorage")
 @bp.queue_output(arg_name="deployments", queue_name="%DEPLOY_QUEUE%", connection="AzureWebJobsStorage")
-def expiry_timer(timer: func.TimerRequest, alerts: func.Out[list[str]], deployments: func.Out[list[str]]) -> None:
+def expiry_timer(
+    timer: func.TimerRequest, alerts: func.Out[typing.List[str]], deployments: func.Out[typing.List[str]]
+) -> None:
     from shared.flows.timers import on_expiry
 
     on_expiry(timer, alerts, deployments)
