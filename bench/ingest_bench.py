@@ -107,6 +107,7 @@ def main() -> int:
             import function_app  # noqa: F401 - index the app as the host would before measuring
             from shared import context
             from shared.flows import ingest as flow
+            from shared.storage import BlobState
 
             readers = []
             real_reader = flow.BlobRangeReader
@@ -132,10 +133,10 @@ def main() -> int:
                 blob = container.get_blob_client(name)
                 started = time.perf_counter()
                 with PeakRss() as rss:
-                    alerts = flow.ingest_blob(config, blob)
+                    alerts = flow.ingest_blob(config, blob, context.alert_sender(config))
                 elapsed = time.perf_counter() - started
                 reader = readers[-1]
-                status = blob.get_blob_tags().get("autopilot-status")
+                status = BlobState.from_metadata(blob.get_blob_properties().metadata).status
                 assert status == "submitted" and not alerts, (status, alerts)
                 print(
                     f"{size_mb:>6} MB {files:>6} {reader.reads:>6} {reader.bytes_read:>11,} "

@@ -477,7 +477,7 @@ def duplicate_datasets(datasets: list[Dataset]) -> list[list[str]]:
     for dataset in datasets:
         if managed.is_managed(dataset):
             props = dataset.custom_properties
-            groups[(props.get(managed.SOURCE), props.get(managed.SOURCE_ETAG))].append(dataset.id)
+            groups[(props.get(managed.SOURCE), props.get(managed.SOURCE_CONTENT))].append(dataset.id)
     return [ids for ids in groups.values() if len(ids) > 1]
 
 

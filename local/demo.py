@@ -23,6 +23,7 @@ from local.runtime import log_volume
 from local.speech_emulator import SpeechEmulator
 from shared import clock, context
 from shared.status import build_status, format_table
+from shared.storage import BlobState
 
 # Realistic durations on the emulator's clock (the demo moves that clock, so they cost no real time).
 DURATIONS = {"dataset": 2 * 3600, "model": 26 * 3600, "endpoint": 20 * 60}
@@ -120,7 +121,9 @@ class Demo:
         self.drop("en-US/acoustic/broken.zip", samples.acoustic_zip(2, missing=("lost.wav",)))
         self.until(
             lambda: (
-                self.container.get_blob_client("en-US/acoustic/broken.zip").get_blob_tags().get("autopilot-status")
+                BlobState.from_metadata(
+                    self.container.get_blob_client("en-US/acoustic/broken.zip").get_blob_properties().metadata
+                ).status
                 == "rejected"
             ),
             "the broken zip rejected",

@@ -104,7 +104,7 @@ ERROR_CODES = {
     503: "ServiceUnavailable",
 }
 REFERENCE = re.compile(r"/speechtotext/(models/base|datasets|models|endpoints|evaluations)/([^/:?]+)$")
-FILTER_TERM = re.compile(r"(status|locale|kind|displayName)\s+eq\s+'([^']*)'")
+FILTER_TERM = re.compile(r"(status|locale|kind|displayName|description)\s+eq\s+'((?:[^']|'')*)'")
 SIG = re.compile(r"(?i)(sig=)[^&#\s]*")
 ID = r"(?P<id>[^/:]+)"
 COLL = rf"(?P<coll>{'|'.join(COLLECTIONS)})"
@@ -167,7 +167,7 @@ def months_before(moment: datetime, months: int) -> datetime:
 def filter_terms(expression: str) -> list[tuple[str, str]] | None:
     """`status eq 'Succeeded' and locale eq 'en-US'` -> pairs; None when the filter is not of that simple form."""
     matches = [FILTER_TERM.fullmatch(part.strip()) for part in re.split(r"\s+and\s+", expression.strip())]
-    return [(m[1], m[2]) for m in matches if m] if all(matches) else None
+    return [(m[1], m[2].replace("''", "'")) for m in matches if m] if all(matches) else None
 
 
 class Clock:

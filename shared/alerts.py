@@ -5,6 +5,10 @@ Queue message (JSON): {"id", "kind", "severity", "locale", "resource", "message"
 duplicates that at-least-once delivery may produce.
 Log line (Application Insights traces): `ALERT severity=<s> kind=<k> locale=<l> resource=<r> id=<id>: <message>`,
 at WARNING level for warning, ERROR for critical, INFO for info.
+
+Every alert is bounded: whatever a zip entry's name or a deploy message holds, the queue message stays far below
+the queue's 64 KiB limit, with a visible truncation marker where text was cut. An alert is delivered (queue, then
+webhook, then log) before anything records it as sent: delivery is at least once, and ids make repeats harmless.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from urllib.parse import urlsplit
 log = logging.getLogger("autopilot.alerts")
 
 SEVERITIES = ("info", "warning", "critical")
+MAX_ALERT_BYTES = 16 * 1024  # one alert's JSON; the queue takes 64 KiB
+MAX_MESSAGE_CHARS = 2000
+MAX_RESOURCE_CHARS = 512
+MAX_TEXT_CHARS = 1000  # one string inside details
+MAX_ITEMS = 50  # entries of a list or object inside details
+MAX_DEPTH = 4
 _NAMESPACE = uuid.UUID("6f1d3c2e-5a7b-4c89-9e0f-1a2b3c4d5e6f")
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.ERROR}
 
@@ -51,7 +61,44 @@ class Alert:
     at: str = ""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, default=str)
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        if len(text.encode()) <= MAX_ALERT_BYTES:
+            return text
+        # Still too large (many long strings): keep the summary, cut the details to a bounded digest.
+        details = json.dumps(self.details, sort_keys=True, default=str)
+        room = MAX_ALERT_BYTES // 2
+        cut = {"truncated": True, "details": truncate(details, room // 4)}
+        return json.dumps({**asdict(self), "details": cut}, sort_keys=True, default=str)
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to about `limit` characters, with a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[{len(text) - limit:,} more characters]"
+
+
+def bounded(value: Any, depth: int = 0) -> Any:
+    """A JSON-able copy of `value` with every string, list and object bounded (markers where cut)."""
+    if isinstance(value, str):
+        return truncate(value, MAX_TEXT_CHARS)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth >= MAX_DEPTH:
+        return truncate(json.dumps(value, default=str), MAX_TEXT_CHARS // 4)
+    if isinstance(value, Mapping):
+        items = list(value.items())
+        out = {truncate(str(k), 100): bounded(v, depth + 1) for k, v in items[:MAX_ITEMS]}
+        if len(items) > MAX_ITEMS:
+            out["…"] = f"{len(items) - MAX_ITEMS} more entries"
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        out = [bounded(v, depth + 1) for v in items[:MAX_ITEMS]]
+        if len(items) > MAX_ITEMS:
+            out.append(f"…{len(items) - MAX_ITEMS} more")
+        return out
+    return truncate(str(value), MAX_TEXT_CHARS)
 
 
 def make_alert(
@@ -75,10 +122,10 @@ def make_alert(
         id=str(uuid.uuid5(_NAMESPACE, f"{kind}|{resource}|{key}")),
         kind=kind,
         severity=severity,
-        locale=locale,
-        resource=resource,
-        message=message,
-        details=dict(details or {}),
+        locale=truncate(locale, 64) if locale else None,
+        resource=truncate(resource, MAX_RESOURCE_CHARS),
+        message=truncate(message, MAX_MESSAGE_CHARS),
+        details=bounded(dict(details or {})),
         at=at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     )
 
@@ -143,21 +190,33 @@ def post_webhook(alert: Alert, url: str, post: Callable[..., Any]) -> bool:
     return False
 
 
-def deliver(alerts: Iterable[Alert], out: Any, webhook_url: str | None, post: Callable[..., Any] | None = None) -> None:
-    """Log each alert, put all of them on the alert queue output binding, then try the webhook.
+def deliver(
+    alerts: Iterable[Alert],
+    send: Callable[[list[str]], None],
+    webhook_url: str | None,
+    *,
+    webhook_min_severity: str = "warning",
+    post: Callable[..., Any] | None = None,
+) -> None:
+    """Deliver alerts: log each, `send` all of them to the alert queue, then POST those at or above
+    `webhook_min_severity` to the webhook. Returns once the queue has them; a failing queue raises (the caller
+    records nothing then, and the alerts are raised again); a failing webhook never loses the queue copy.
 
-    The queue copy goes first, so a failing webhook cannot lose it.
+    `send` is the function's queue output binding (`out.set`: the host writes the messages before it completes
+    the trigger) or a direct queue sender (shared.context.alert_sender) where state is recorded during the run.
     """
     alerts = list(alerts)
     if not alerts:
         return
     for alert in alerts:
         log_alert(alert)
-    out.set([alert.to_json() for alert in alerts])
+    send([alert.to_json() for alert in alerts])
     if webhook_url:
-        if post is None:
+        floor = SEVERITIES.index(webhook_min_severity)
+        loud = [alert for alert in alerts if SEVERITIES.index(alert.severity) >= floor]
+        if loud and post is None:
             import requests
 
             post = requests.post
-        for alert in alerts:
+        for alert in loud:
             post_webhook(alert, webhook_url, post)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Any, Callable
 
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from shared import settings as settings_module
+from shared.logs import protect_secrets, url_secrets
 from shared.settings import Settings
 from shared.speech import SpeechClient
-from shared.storage import blob_service
+from shared.storage import blob_service, queue_service
 
 LOCALES_TTL_SECONDS = 3600
 # Extra SpeechClient options (the offline host and tests use them to speed up backoff sleeps).
@@ -18,7 +21,9 @@ CLIENT_OPTIONS: dict = {}
 
 
 def settings() -> Settings:
-    return settings_module.load()
+    config = settings_module.load()
+    protect_secrets(config.speech_key, *url_secrets(config.alert_webhook_url), config.storage.connection_string)
+    return config
 
 
 @functools.lru_cache(maxsize=4)
@@ -29,6 +34,35 @@ def speech(config: Settings) -> SpeechClient:
 @functools.lru_cache(maxsize=4)
 def blobs(config: Settings) -> BlobServiceClient:
     return blob_service(config.storage)
+
+
+@functools.lru_cache(maxsize=4)
+def queues(config: Settings) -> Any:
+    return queue_service(config.storage)
+
+
+def queue_sender(config: Settings, queue_name: str) -> Callable[[list[str]], None]:
+    """Send messages to one of the app's queues now (not through an output binding), as plain text like the
+    host's bindings (host.json messageEncoding none). Raises if the queue service refuses: nothing is lost,
+    since callers record what they sent only afterwards."""
+    client = queues(config).get_queue_client(queue_name)
+
+    def send(messages: list[str]) -> None:
+        for message in messages:
+            try:
+                client.send_message(message)
+            except ResourceNotFoundError:  # a queue nobody created yet (a fresh local run)
+                try:
+                    client.create_queue()
+                except ResourceExistsError:
+                    pass
+                client.send_message(message)
+
+    return send
+
+
+def alert_sender(config: Settings) -> Callable[[list[str]], None]:
+    return queue_sender(config, config.alert_queue)
 
 
 def training_container(config: Settings) -> ContainerClient:
@@ -53,4 +87,5 @@ def reset() -> None:
     """Forget cached clients (tests and the offline host change settings between runs)."""
     speech.cache_clear()
     blobs.cache_clear()
+    queues.cache_clear()
     _locales.clear()

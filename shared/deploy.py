@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, Sequence
 
 from shared.ingest import LOCALE_PATTERN, canonical_locale
-from shared.reconcile import managed_endpoints
+from shared.reconcile import expiry_of, managed_endpoints
 from shared.speech import CustomModel, Endpoint, entity_id
 
 REASONS = ("trained", "expiry", "manual", "rollback")
@@ -32,16 +32,40 @@ class DeployRequest:
         return {"locale": self.locale, "model": self.model, "endpoint": self.endpoint, "reason": self.reason}
 
 
+MAX_MESSAGE_CHARS = 8192  # a deploy request is a few hundred characters; anything far larger is not one
+MAX_SHOWN_CHARS = 80  # of a field's value quoted back in an error
+MAX_REFERENCE_CHARS = 512  # a model or endpoint self URI or id
+
+
 def decode_body(text: str) -> Any:
-    """JSON, or base64-encoded JSON (what `az storage message put` or a base64-encoding client sends)."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return json.loads(base64.b64decode(text.strip(), validate=True).decode("utf-8"))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValueError("the message is not JSON") from None
+    """JSON, or base64-encoded JSON (what `az storage message put` or a base64-encoding client sends).
+    Anything else, too large or nested too deeply for the parser, is a ValueError with a short reason."""
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise ValueError(
+            f"the message is {len(text):,} characters long; a deploy request is at most {MAX_MESSAGE_CHARS:,}"
+        )
+    for decoder in (_plain, _base64):
+        try:
+            return decoder(text)
+        except RecursionError:
+            raise ValueError("the message is JSON nested too deeply") from None
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            continue
+    raise ValueError("the message is not JSON")
+
+
+def _plain(text: str) -> Any:
+    return json.loads(text)
+
+
+def _base64(text: str) -> Any:
+    return json.loads(base64.b64decode(text.strip(), validate=True).decode("utf-8"))
+
+
+def shown(value: Any) -> str:
+    """A field's value quoted back in an error: bounded, whatever it holds."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)[: MAX_SHOWN_CHARS * 2]
+    return repr(text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "…")
 
 
 def parse_message(text: str) -> DeployRequest | str:
@@ -56,15 +80,21 @@ def parse_message(text: str) -> DeployRequest | str:
     for name in ("locale", "model"):
         if not isinstance(body.get(name), str) or not body[name].strip():
             problems.append(f"'{name}' is required")
+        elif len(body[name]) > MAX_REFERENCE_CHARS:
+            problems.append(
+                f"'{name}' is {len(body[name]):,} characters long; at most {MAX_REFERENCE_CHARS} are expected"
+            )
     endpoint = body.get("endpoint")
-    if endpoint is not None and (not isinstance(endpoint, str) or not endpoint.strip()):
+    if endpoint is not None and (
+        not isinstance(endpoint, str) or not endpoint.strip() or len(endpoint) > MAX_REFERENCE_CHARS
+    ):
         problems.append("'endpoint' must be an endpoint self URI or id")
     reason = body.get("reason")
     if reason not in REASONS:
-        problems.append(f"'reason' must be one of {', '.join(REASONS)}")
+        problems.append(f"'reason' must be one of {', '.join(REASONS)}, not {shown(reason)}")
     locale = body.get("locale")
     if isinstance(locale, str) and locale.strip() and not LOCALE_PATTERN.match(locale.strip()):
-        problems.append(f"'{locale}' is not a locale such as en-US")
+        problems.append(f"{shown(locale)} is not a locale such as en-US")
     if problems:
         return "; ".join(problems)
     return DeployRequest(
@@ -102,9 +132,9 @@ def plan_deploy(
         return Plan("reject", f"model {model.id} is {model.status}, not Succeeded")
     if model.locale.lower() != request.locale.lower():
         return Plan("reject", f"model {model.id} is for {model.locale}, not {request.locale}")
-    if model.transcription_expiry is not None and model.transcription_expiry <= now:
-        expiry = model.transcription_expiry.strftime("%Y-%m-%d")
-        return Plan("reject", f"model {model.id} expired on {expiry} and can no longer transcribe")
+    expiry = expiry_of(model)  # the service's date, or the documented quarter rule where it gives none
+    if expiry is not None and expiry <= now:
+        return Plan("reject", f"model {model.id} expired on {expiry:%Y-%m-%d} and can no longer transcribe")
     if request.endpoint:
         wanted = entity_id(request.endpoint)
         target = next((e for e in endpoints if e.id == wanted), None)

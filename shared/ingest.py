@@ -1,22 +1,24 @@
 """Drop a zip, get a dataset: the decisions (pure) and the one routine that carries them out.
 
 `{container}/{locale}/{kind}/{name}.zip` -> a Custom Speech dataset made from a short-lived read-only SAS of the
-blob, after validating the zip by ranged reads. Exactly once per blob version: the blob's tags and the managed
-datasets' customProperties (path + ETag) are looked up before anything is created, under the autopilot lock.
+blob, after validating the zip by ranged reads. Exactly once per content: the zip's identity follows its bytes
+(shared.zipcheck.content_id), not its ETag, so a metadata or Content-Type change is not a new version. The blob's
+state (its metadata) and the managed datasets (an exact filter on the description, then the full identity in
+customProperties) are looked up before anything is created, under the autopilot lock.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Literal, Mapping
+from typing import Iterable, Mapping
 
 from shared import managed
 from shared.alerts import Alert, make_alert
 from shared.speech import Dataset
-from shared.storage import TAG_DATASET, TAG_ETAG, TAG_REASON, TAG_STATUS, ZipBlob
+from shared.storage import BlobState
 
 log = logging.getLogger("autopilot.ingest")
 
@@ -82,50 +84,55 @@ def locale_reasons(target: Target, supported: Mapping[str, Iterable[str]]) -> li
     return [f"the Speech service does not support {target.kind} datasets in locale {target.locale}"]
 
 
-def already_handled(blob: ZipBlob) -> bool:
-    """The tags say this very version of the blob was submitted or rejected already."""
-    return blob.tags.get(TAG_ETAG) == blob.etag and blob.tags.get(TAG_STATUS) in HANDLED
+def already_handled(state: BlobState, content: str) -> bool:
+    """The blob's state says this very content was submitted or rejected already."""
+    return state.content == content and state.status in HANDLED
 
 
-def datasets_for_path(datasets: Iterable[Dataset], path: str) -> list[Dataset]:
-    return [d for d in datasets if managed.is_managed(d) and d.custom_properties.get(managed.SOURCE) == path]
+def description(path: str, content: str) -> str:
+    """The dataset description; ingest looks a zip's dataset up by it (an exact filter the service supports)."""
+    return f"Created by {managed.MANAGED_BY} from {path} (content {content})."
 
 
-@dataclass(frozen=True)
-class Decision:
-    action: Literal["create", "reject", "done"]
-    target: Target | None = None
-    reasons: tuple[str, ...] = ()
-    existing: Dataset | None = None  # for "done": the dataset already made from this version
-    supersede: tuple[Dataset, ...] = field(default_factory=tuple)  # older datasets of the same path
+def legacy_description(path: str, etag: str) -> str:
+    """The description the previous release gave a dataset (keyed on the blob's ETag), to adopt it."""
+    return f"Created by {managed.MANAGED_BY} from {path} (ETag {etag})."
 
 
-def decide(blob: ZipBlob, path: str, target: Target, datasets: Iterable[Dataset]) -> Decision:
-    """Given a valid target and every dataset in the resource: create, or recognise the work as done."""
-    same_path = datasets_for_path(datasets, path)
-    current = next((d for d in same_path if d.custom_properties.get(managed.SOURCE_ETAG) == blob.etag), None)
-    older = tuple(
-        d for d in same_path if d is not current and not d.custom_properties.get(managed.SUPERSEDED_BY)
-    )  # marked again on a retry if an earlier attempt stopped between creating and marking
-    if current is not None:
-        return Decision("done", target, existing=current, supersede=older)
-    return Decision("create", target, supersede=older)
+def odata_string(value: str) -> str:
+    """An OData string literal: single-quoted, with quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
 
 
-def dataset_request(target: Target, blob: ZipBlob, path: str) -> dict:
-    """The Datasets_Create fields (all but contentUrl) for this blob version."""
+def made_from(dataset: Dataset, path: str, content: str) -> bool:
+    """The full identity check: a managed dataset made from this content at this path."""
+    props = dataset.custom_properties
+    return (
+        managed.is_managed(dataset)
+        and props.get(managed.SOURCE) == path
+        and props.get(managed.SOURCE_CONTENT) == content
+    )
+
+
+def first_made_from(datasets: Iterable[Dataset], path: str, content: str) -> Dataset | None:
+    return next((d for d in datasets if made_from(d, path, content)), None)
+
+
+def dataset_request(target: Target, path: str, content: str) -> dict:
+    """The Datasets_Create fields (all but contentUrl) for this content of the zip at `path`."""
     return {
         "display_name": f"{target.name} ({target.kind}, {target.locale})",
         "locale": target.locale,
         "kind": target.kind,
-        "description": f"Created by {managed.MANAGED_BY} from {path} (ETag {blob.etag}).",
-        "custom_properties": managed.managed_properties(**{managed.SOURCE: path, managed.SOURCE_ETAG: blob.etag}),
+        "description": description(path, content),
+        "custom_properties": managed.managed_properties(**{managed.SOURCE: path, managed.SOURCE_CONTENT: content}),
     }
 
 
 def rejection(
-    path: str, locale: str | None, reasons: Iterable[str], warnings: Iterable[str], at: datetime, etag: str
+    path: str, locale: str | None, reasons: Iterable[str], warnings: Iterable[str], at: datetime, content: str
 ) -> Alert:
+    """The zip-rejected alert; its id follows the zip's path and content, so a repeat is recognisable."""
     reasons = list(reasons)
     summary = reasons[0] if len(reasons) == 1 else f"{len(reasons)} problems, first: {reasons[0]}"
     return make_alert(
@@ -133,15 +140,17 @@ def rejection(
         resource=path,
         locale=locale,
         message=f"{path} was not turned into a dataset: {summary}",
-        details={"reasons": reasons, "warnings": list(warnings), "etag": etag},
+        details={"reasons": reasons, "warnings": list(warnings), "content": content},
         at=at,
-        key=etag,
+        key=content,
     )
 
 
-def rejected_tags(etag: str, reasons: list[str]) -> dict[str, str]:
-    return {TAG_STATUS: "rejected", TAG_ETAG: etag, TAG_REASON: reasons[0] if reasons else "rejected"}
+def rejected_state(content: str, reasons: list[str]) -> BlobState:
+    return BlobState(status="rejected", content=content, reason=reasons[0] if reasons else "rejected")
 
 
-def submitted_tags(etag: str, dataset_id: str) -> dict[str, str]:
-    return {TAG_STATUS: "submitted", TAG_ETAG: etag, TAG_DATASET: dataset_id}
+def submitted_state(content: str, dataset_id: str, warning: str | None = None) -> BlobState:
+    return BlobState(
+        status="submitted", content=content, dataset=dataset_id, reason=f"warning: {warning}" if warning else None
+    )

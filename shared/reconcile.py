@@ -16,7 +16,7 @@ from shared.alerts import Alert, make_alert
 from shared.ingest import Target, parse_blob_name, source_path
 from shared.quarters import custom_model_expiry
 from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, parse_time
-from shared.storage import TAG_DATASET, TAG_ETAG, TAG_REASON, TAG_STATUS, ZipBlob
+from shared.storage import BlobState, ZipBlob
 
 ACTIVE = frozenset({"NotStarted", "Running"})
 MAX_SWEEP_PER_PASS = 5  # zips one pass ingests (each re-lists datasets under the lock); the rest wait for the next
@@ -48,10 +48,13 @@ class Ingest:
 
 
 @dataclass(frozen=True)
-class TagBlob:
+class RecordState:
+    """Record the app's state on a zip (its metadata), written against the version the snapshot listed."""
+
     blob_name: str
-    etag: str  # only if the blob is still this version
-    tags: Mapping[str, str]
+    etag: str
+    metadata: Mapping[str, str]
+    state: BlobState
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Raise:
     alert: Alert
 
 
-Action = Union[Ingest, TagBlob, CreateModel, UpdateProperties, RequestDeploy, Raise]
+Action = Union[Ingest, RecordState, CreateModel, UpdateProperties, RequestDeploy, Raise]
 
 
 # -- views over a snapshot -------------------------------------------------------------------------------------
@@ -125,15 +128,17 @@ class LocaleState:
 
 
 def zip_dataset(snapshot: Snapshot, blob: ZipBlob) -> Dataset | None:
-    """The managed dataset made from this very version of the zip, if any."""
+    """The managed dataset made from this zip's content (as its state records it), if any. A zip the previous
+    release handled (datasets keyed on the ETag, no state yet) matches while its ETag is unchanged."""
     path = source_path(snapshot.container, blob.name)
+    content = blob.state.content
     for dataset in snapshot.datasets:
         props = dataset.custom_properties
-        if (
-            managed.is_managed(dataset)
-            and props.get(managed.SOURCE) == path
-            and props.get(managed.SOURCE_ETAG) == blob.etag
-        ):
+        if not managed.is_managed(dataset) or props.get(managed.SOURCE) != path:
+            continue
+        if content and props.get(managed.SOURCE_CONTENT) == content:
+            return dataset
+        if not blob.state.status and props.get(managed.SOURCE_ETAG) == blob.etag:
             return dataset
     return None
 
@@ -224,6 +229,7 @@ def plan_poll(snapshot: Snapshot, *, auto_deploy: bool, auto_retrain: bool = Tru
     """AUTO_DEPLOY deploys every newly trained model; AUTO_RETRAIN alone still deploys its expiry retrains."""
     actions: list[Action] = []
     actions += _sweep(snapshot)
+    actions += _supersede(snapshot)
     actions += _dataset_outcomes(snapshot)
     for state in locale_states(snapshot).values():
         actions += _train_on_change(snapshot, state)
@@ -235,7 +241,8 @@ def plan_poll(snapshot: Snapshot, *, auto_deploy: bool, auto_retrain: bool = Tru
 
 
 def rejected_version(blob: ZipBlob) -> bool:
-    return blob.tags.get(TAG_STATUS) == "rejected" and blob.tags.get(TAG_ETAG) == blob.etag
+    """The zip's state says its content was rejected (a re-upload replaces the metadata, and with it the state)."""
+    return blob.state.status == "rejected"
 
 
 def _sweep(snapshot: Snapshot) -> list[Action]:
@@ -249,19 +256,50 @@ def _sweep(snapshot: Snapshot) -> list[Action]:
     return missing[:MAX_SWEEP_PER_PASS]
 
 
+def _supersede(snapshot: Snapshot) -> list[Action]:
+    """A zip's other datasets (made from content it no longer holds) are marked supersededBy its current one; the
+    current one loses a mark it may carry (the zip went back to older content)."""
+    current = {}
+    for blob in snapshot.zips:
+        dataset = zip_dataset(snapshot, blob)
+        if dataset is not None:
+            current[source_path(snapshot.container, blob.name)] = dataset
+    actions: list[Action] = []
+    for dataset in snapshot.datasets:
+        props = dataset.custom_properties
+        newer = current.get(props.get(managed.SOURCE, "")) if managed.is_managed(dataset) else None
+        if newer is None:
+            continue
+        marked = props.get(managed.SUPERSEDED_BY)
+        if dataset.id == newer.id and marked:
+            actions.append(
+                UpdateProperties(
+                    "datasets", dataset.id, managed.with_properties(props, **{managed.SUPERSEDED_BY: None})
+                )
+            )
+        elif dataset.id != newer.id and not marked:
+            actions.append(
+                UpdateProperties(
+                    "datasets", dataset.id, managed.with_properties(props, **{managed.SUPERSEDED_BY: newer.id})
+                )
+            )
+    return actions
+
+
 def _dataset_outcomes(snapshot: Snapshot) -> list[Action]:
-    """Failed datasets raise one alert each; the zip's tags follow its dataset's outcome."""
+    """Failed datasets raise one alert each; the zip's state follows its dataset's outcome."""
     actions: list[Action] = []
     for blob in snapshot.zips:
         dataset = zip_dataset(snapshot, blob)
-        if dataset is None:
+        status = {"Succeeded": "succeeded", "Failed": "failed"}.get(dataset.status) if dataset else None
+        if dataset is None or status is None:
             continue
-        status = {"Succeeded": "succeeded", "Failed": "failed"}.get(dataset.status)
-        tags = {TAG_STATUS: status, TAG_ETAG: blob.etag, TAG_DATASET: dataset.id}
-        if status and any(blob.tags.get(name) != value for name, value in tags.items()):  # tags of another version
-            if dataset.error:
-                tags[TAG_REASON] = f"{dataset.error.code}: {dataset.error.message}"
-            actions.append(TagBlob(blob.name, blob.etag, tags))
+        content = blob.state.content or dataset.custom_properties.get(managed.SOURCE_CONTENT)
+        reason = f"{dataset.error.code}: {dataset.error.message}" if dataset.error else None
+        state = BlobState(status=status, content=content, dataset=dataset.id, reason=reason)
+        current = blob.state
+        if (current.status, current.content, current.dataset) != (state.status, state.content, state.dataset):
+            actions.append(RecordState(blob.name, blob.etag, blob.metadata, state))
     for dataset in snapshot.datasets:
         if managed.is_managed(dataset) and dataset.status == "Failed" and "failed" not in managed.alerted(dataset):
             error = dataset.error

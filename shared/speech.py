@@ -20,10 +20,14 @@ from urllib.parse import urlsplit
 
 import requests
 
+from shared.guard import before_write
+
 log = logging.getLogger("autopilot.speech")
 
 TOKEN_SCOPE = "https://cognitiveservices.azure.com/.default"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+MAX_PAGES = 10_000  # of one list: a million entities at the service's page size of 100
 # A POST that got one of these was refused before doing anything, so it is safe to send again.
 POST_RETRY_STATUSES = frozenset({429})
 
@@ -79,9 +83,12 @@ class SpeechError(Exception):
 
 
 def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time from the service, in UTC. The service speaks UTC: a time without an offset is UTC, never
+    the host's local time."""
     if not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def entity_id(uri_or_id: str) -> str:
@@ -304,8 +311,14 @@ def retry_after_seconds(headers: Mapping[str, str], now: Callable[[], float] = t
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - now()) if parsed else None
+        pass
+    try:  # an HTTP date; anything else ("soon") is ignored and the client's own backoff applies
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return max(0.0, parsed.timestamp() - now())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -401,6 +414,8 @@ class SpeechClient:
         shown = urlsplit(url).path.removeprefix(urlsplit(self.base).path) or "/"
         is_post = method == "POST"
         for attempt in range(self._max_attempts):
+            if method in WRITE_METHODS:
+                before_write()  # under the autopilot lock: stop here if the lock is no longer held
             headers = self._headers()
             if content_type:
                 headers["Content-Type"] = content_type
@@ -410,7 +425,9 @@ class SpeechClient:
                 resp = self._session.request(
                     method, url, params=query, json=json, data=data, headers=headers, timeout=self._timeout
                 )
-            except requests.ConnectionError as exc:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                # ChunkedEncodingError: the connection broke while the response was read; like any connection
+                # failure after sending, the service may have acted.
                 never_sent = isinstance(exc, requests.ConnectTimeout) or "NewConnectionError" in repr(exc)
                 ambiguous = is_post and not never_sent
                 log.warning("speech %s %s: %s", method, shown, type(exc).__name__)
@@ -432,9 +449,23 @@ class SpeechClient:
                 "speech %s %s -> %s (%d ms, request id %s)", method, shown, resp.status_code, elapsed_ms, request_id
             )
             if resp.status_code < 400:
-                if resp.status_code == 204 or not resp.content:
-                    return None
-                return resp.json()
+                try:
+                    if resp.status_code == 204 or not resp.content:
+                        return None
+                    return resp.json()
+                except (ValueError, requests.RequestException) as exc:  # a body cut short or not JSON
+                    log.warning("speech %s %s: unreadable response body (%s)", method, shown, type(exc).__name__)
+                    if is_post or attempt + 1 == self._max_attempts:
+                        raise SpeechError(
+                            f"unreadable response ({type(exc).__name__})",
+                            status=resp.status_code,
+                            request_id=request_id,
+                            method=method,
+                            path=shown,
+                            ambiguous=method != "GET",
+                        ) from None
+                    self._sleep(self._backoff(attempt))
+                    continue
             error = self._error(resp, method, shown, request_id)
             retryable = resp.status_code in (POST_RETRY_STATUSES if is_post else RETRY_STATUSES)
             if not retryable or attempt + 1 == self._max_attempts:
@@ -468,13 +499,21 @@ class SpeechClient:
         )
 
     def pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Every item of a paged list, following @nextLink exactly as given."""
+        """Every item of a paged list, following @nextLink exactly as given. A link seen before (a loop) or more
+        than MAX_PAGES pages end the listing with an error rather than running forever."""
         page = self.request("GET", path, params=params)
+        seen: set[str] = set()
         while True:
+            if not isinstance(page, Mapping) or not isinstance(page.get("values") or [], list):
+                raise SpeechError("the list's response is not a page of values", method="GET", path=path)
             yield from page.get("values") or ()
             next_link = page.get("@nextLink")
             if not next_link:
                 return
+            if next_link in seen or len(seen) >= MAX_PAGES:
+                why = "repeats a page already read" if next_link in seen else f"goes past {MAX_PAGES:,} pages"
+                raise SpeechError(f"the list's @nextLink {why}; listing stopped", method="GET", path=path)
+            seen.add(next_link)
             page = self.request("GET", next_link)
 
     def _create(

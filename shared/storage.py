@@ -1,4 +1,4 @@
-"""Storage edges: clients from the AzureWebJobsStorage connection, the contentUrl SAS, the lock, blob tags."""
+"""Storage edges: clients from the AzureWebJobsStorage connection, the contentUrl SAS, the lock, a zip's state."""
 
 from __future__ import annotations
 
@@ -6,11 +6,18 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.storage.blob import (
     BlobClient,
     BlobSasPermissions,
@@ -19,17 +26,24 @@ from azure.storage.blob import (
     generate_blob_sas,
 )
 
+from shared.guard import LockLost, before_write, guarded
 from shared.settings import StorageConnection
 
 log = logging.getLogger("autopilot.storage")
 
 SAS_START_SKEW = timedelta(minutes=15)
-TAG_PREFIX = "autopilot-"
-TAG_STATUS = "autopilot-status"  # submitted | rejected | succeeded | failed | superseded
-TAG_DATASET = "autopilot-dataset"  # the dataset id made from this blob
-TAG_ETAG = "autopilot-etag"  # the blob version the tags describe
-TAG_REASON = "autopilot-reason"  # short reason for rejected / failed
-_TAG_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 +-./:=_")
+LEASE_CALL_TIMEOUT = 10  # seconds for one acquire/renew/release call
+RENEW_RETRY_SECONDS = 2.0
+META_PREFIX = "autopilot_"  # the app's metadata keys on a zip (C# identifiers, as metadata names must be)
+META_STATUS = "autopilot_status"  # submitted | rejected | succeeded | failed
+META_CONTENT = "autopilot_content"  # the content identity the state describes
+META_DATASET = "autopilot_dataset"  # the dataset id made from that content
+META_REASON = "autopilot_reason"  # short reason for rejected / failed
+MAX_META_VALUE = 256
+STATE_WRITE_ATTEMPTS = 5
+# Blob index tags the previous release wrote (read once, to adopt its datasets; never written).
+LEGACY_TAG_STATUS = "autopilot-status"
+LEGACY_TAG_ETAG = "autopilot-etag"
 
 
 def _credential(conn: StorageConnection) -> Any:
@@ -44,6 +58,18 @@ def blob_service(conn: StorageConnection) -> BlobServiceClient:
     if conn.connection_string:
         return BlobServiceClient.from_connection_string(conn.connection_string)
     return BlobServiceClient(account_url=conn.blob_service_uri, credential=_credential(conn))
+
+
+def queue_service(conn: StorageConnection) -> Any:
+    """The queue service of the app's storage (alerts and deploy requests are sent directly, before the state that
+    records them is written)."""
+    from azure.storage.queue import QueueServiceClient
+
+    if conn.connection_string:
+        return QueueServiceClient.from_connection_string(conn.connection_string)
+    if not conn.queue_service_uri:
+        raise ValueError("AzureWebJobsStorage__queueServiceUri (or __accountName) is needed to send queue messages")
+    return QueueServiceClient(account_url=conn.queue_service_uri, credential=_credential(conn))
 
 
 def clean_etag(etag: str | None) -> str:
@@ -93,21 +119,62 @@ class LockBusy(RuntimeError):
     """Another instance holds the autopilot lock; try again later."""
 
 
+class Lease:
+    """The autopilot lock's lease, as this instance knows it: held until `lease_seconds` after the start of the
+    last successful acquire or renew. `check()` refuses writes when less than `margin` of that is left, or once
+    the service said the lease is gone."""
+
+    def __init__(self, client: Any, lease_seconds: int, started: float, clock: Callable[[], float]) -> None:
+        self.client = client
+        self.lease_seconds = lease_seconds
+        self.margin = lease_seconds / 3
+        self._clock = clock
+        self._valid_until = started + lease_seconds
+        self._lost: str | None = None
+        self._lock = threading.Lock()
+
+    def renewed(self, started: float) -> None:
+        with self._lock:
+            self._valid_until = max(self._valid_until, started + self.lease_seconds)
+
+    def lost(self, why: str) -> None:
+        with self._lock:
+            self._lost = why
+
+    def remaining(self) -> float:
+        return self._valid_until - self._clock()
+
+    def check(self) -> None:
+        if self._lost:
+            raise LockLost(f"the autopilot lock was lost ({self._lost}); stopping before the next write")
+        if self.remaining() < self.margin:
+            raise LockLost(
+                f"the autopilot lock could not be renewed ({max(0.0, self.remaining()):.0f} s of the lease left); "
+                "stopping before the next write"
+            )
+
+
 @contextlib.contextmanager
 def autopilot_lock(
-    container: ContainerClient, *, wait_seconds: float = 45.0, lease_seconds: int = 60
-) -> Iterator[None]:
+    container: ContainerClient,
+    *,
+    wait_seconds: float = 45.0,
+    lease_seconds: int = 60,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Lease]:
     """Serialize every change to the Speech resource across instances: a lease on the training container.
 
     A container lease only guards against deleting the container, so users' uploads are never blocked. The
-    holder renews it every lease_seconds/3 (a call waiting out a 429 storm keeps the lock); if the holder dies,
-    the lease expires by itself.
+    holder renews it every lease_seconds/3 and retries a failed renewal until the lease would run out; every
+    write made under the lock first checks that the lease is still held (shared.guard), so a pass that lost it
+    stops instead of racing the instance that takes it over. If the holder dies, the lease expires by itself.
     """
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
     while True:
+        started = clock()
         try:
-            lease = container.acquire_lease(lease_duration=lease_seconds)
+            client = container.acquire_lease(lease_duration=lease_seconds, timeout=LEASE_CALL_TIMEOUT)
             break
         except (ResourceExistsError, HttpResponseError) as exc:
             if getattr(exc, "status_code", None) != 409:
@@ -116,30 +183,79 @@ def autopilot_lock(
                 raise LockBusy(f"container {container.container_name} is leased by another run") from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+    lease = Lease(client, lease_seconds, started, clock)
     done = threading.Event()
-    renewer = threading.Thread(target=_keep_renewed, args=(lease, done, lease_seconds / 3), daemon=True)
+    renewer = threading.Thread(target=_keep_renewed, args=(lease, done), daemon=True)
     renewer.start()
     try:
-        yield
+        with guarded(lease.check):
+            yield lease
     finally:
         done.set()
         renewer.join()
         try:
-            lease.release()
-        except HttpResponseError as exc:  # expired and taken by someone else: nothing to release
-            log.warning("could not release the autopilot lock: %s", exc.error_code or exc.status_code)
+            client.release(timeout=LEASE_CALL_TIMEOUT)
+        except AzureError as exc:  # expired and taken by someone else, or storage failing: it expires by itself
+            log.warning(
+                "could not release the autopilot lock: %s", getattr(exc, "error_code", None) or type(exc).__name__
+            )
 
 
-def _keep_renewed(lease: Any, done: threading.Event, every: float) -> None:
-    while not done.wait(every):
+def _keep_renewed(lease: Lease, done: threading.Event) -> None:
+    """Renew every lease_seconds/3; after a failure retry every few seconds while the lease may still be ours.
+    A 409 means another instance holds it now: the lease is lost for good."""
+    wait = lease.lease_seconds / 3
+    while not done.wait(wait):
+        started = lease._clock()
         try:
-            lease.renew()
-        except HttpResponseError as exc:
-            log.warning("could not renew the autopilot lock: %s", exc.error_code or exc.status_code)
-            return
+            lease.client.renew(timeout=LEASE_CALL_TIMEOUT)
+        except AzureError as exc:
+            status = getattr(exc, "status_code", None)
+            log.warning(
+                "could not renew the autopilot lock: %s",
+                getattr(exc, "error_code", None) or status or type(exc).__name__,
+            )
+            if status == 409:
+                lease.lost("another instance holds it now")
+                return
+            if lease.remaining() <= 0:
+                lease.lost("the lease expired while renewals failed")
+                return
+            wait = min(RENEW_RETRY_SECONDS, max(0.1, lease.remaining() / 4))
+            continue
+        lease.renewed(started)
+        wait = lease.lease_seconds / 3
 
 
-# -- blobs -----------------------------------------------------------------------------------------------------
+# -- blobs and their state -------------------------------------------------------------------------------------
+#
+# What the app knows about a zip lives in the blob's metadata, under keys of its own: never in blob index tags,
+# whose budget of 10 belongs to the users. Metadata is written read-merge-write with If-Match on the ETag just read,
+# so a key a user writes meanwhile is never erased (the write is retried on the new version), and only our keys
+# are ever replaced. Metadata and Content-Type changes do not change a zip's identity (shared.zipcheck.content_id).
+
+
+@dataclass(frozen=True)
+class BlobState:
+    """The app's record on a zip: what it did with which content."""
+
+    status: str | None = None  # submitted | rejected | succeeded | failed
+    content: str | None = None  # the content identity the record is about
+    dataset: str | None = None  # the dataset id made from that content
+    reason: str | None = None  # short reason for rejected / failed, or a warning
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str] | None) -> BlobState:
+        meta = {k.lower(): v for k, v in (metadata or {}).items()}
+        return cls(*(meta.get(key) or None for key in (META_STATUS, META_CONTENT, META_DATASET, META_REASON)))
+
+    def values(self) -> dict[str, str | None]:
+        return {
+            META_STATUS: self.status,
+            META_CONTENT: self.content,
+            META_DATASET: self.dataset,
+            META_REASON: self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -150,29 +266,81 @@ class ZipBlob:
     etag: str  # without quotes
     size: int
     last_modified: datetime | None
-    tags: Mapping[str, str]
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def state(self) -> BlobState:
+        return BlobState.from_metadata(self.metadata)
 
 
-def tag_value(text: str) -> str:
-    """Blob index tag values allow 0-256 characters of a small alphabet."""
-    return "".join(c if c in _TAG_CHARS else "_" for c in text)[:256]
+def meta_value(text: str) -> str:
+    """Metadata values travel in HTTP headers: printable ASCII, bounded."""
+    cleaned = "".join(c if " " <= c <= "~" else "_" for c in text)
+    return cleaned[:MAX_META_VALUE]
 
 
-def set_autopilot_tags(blob: BlobClient, current: Mapping[str, str], **values: str | None) -> dict[str, str]:
-    """Replace our tags on the blob, keeping the user's own tags."""
-    tags = {k: v for k, v in current.items() if not k.startswith(TAG_PREFIX)}
-    tags.update({k: tag_value(v) for k, v in values.items() if v is not None})
-    try:
-        blob.set_blob_tags(tags)
-    except ResourceNotFoundError:
-        log.info("blob %s disappeared before it could be tagged", blob.blob_name)
-    return tags
+def ours(key: str) -> bool:
+    return key.lower().startswith(META_PREFIX)
+
+
+def write_state(
+    blob: BlobClient, state: BlobState, *, etag: str | None = None, metadata: Mapping[str, str] | None = None
+) -> bool:
+    """Record our state on the blob, keeping every other metadata key. Returns False if it was not written because
+    the blob is gone or now holds other content (that version is ingested on its own).
+
+    Merge and write with If-Match on the version the caller read (`etag`, `metadata`), or on a fresh read. When
+    the blob changed meanwhile (412), it is read again: a user's metadata written meanwhile is merged, never
+    erased, and if the bytes changed (a re-upload) nothing is written, so a state never describes other content.
+    Under the autopilot lock the lock is checked first (shared.guard).
+    """
+    before_write()
+    values = {key: meta_value(value) for key, value in state.values().items() if value}
+    current = (etag, metadata) if etag and metadata is not None else None
+    for attempt in range(STATE_WRITE_ATTEMPTS):
+        if current is None:
+            try:
+                props = blob.get_blob_properties()
+                if state.content and _content_of(blob, props) != state.content:
+                    log.info("%s holds other content now; its state is left to that version", blob.blob_name)
+                    return False
+            except (ResourceNotFoundError, ResourceModifiedError):
+                log.info("blob %s disappeared or changed before its state could be written", blob.blob_name)
+                return False
+            current = (props.etag, props.metadata or {})
+        version, existing = current
+        merged = {key: value for key, value in existing.items() if not ours(key)}
+        merged.update(values)
+        try:
+            blob.set_blob_metadata(merged, etag=_quoted(version), match_condition=MatchConditions.IfNotModified)
+            return True
+        except ResourceModifiedError:
+            log.info("blob %s changed while its state was written; reading it again (%d)", blob.blob_name, attempt + 1)
+            current = None
+        except ResourceNotFoundError:
+            log.info("blob %s disappeared before its state could be written", blob.blob_name)
+            return False
+    raise StateConflict(f"blob {blob.blob_name} kept changing; its state was not written")
+
+
+def _quoted(etag: str) -> str:
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
+def _content_of(blob: BlobClient, props: Any) -> str:
+    from shared.zipcheck import BlobRangeReader, content_id
+
+    return content_id(BlobRangeReader(blob, props.size, props.etag))
+
+
+class StateConflict(RuntimeError):
+    """A blob changed under every attempt to record our state on it (retried by a later delivery or pass)."""
 
 
 def list_zips(container: ContainerClient) -> list[ZipBlob]:
-    """Every .zip in the container, with its tags, in one paged listing."""
+    """Every .zip in the container, with its metadata, in one paged listing."""
     zips = []
-    for item in container.list_blobs(include=["tags"]):
+    for item in container.list_blobs(include=["metadata"]):
         if item.name.lower().endswith(".zip"):
             zips.append(
                 ZipBlob(
@@ -180,7 +348,7 @@ def list_zips(container: ContainerClient) -> list[ZipBlob]:
                     etag=clean_etag(item.etag),
                     size=item.size or 0,
                     last_modified=item.last_modified,
-                    tags=dict(item.tags or {}),
+                    metadata=dict(item.metadata or {}),
                 )
             )
     return zips

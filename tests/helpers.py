@@ -17,6 +17,13 @@ def drop(container, name: str, data: bytes):
     return blob
 
 
+def state_of(blob):
+    """The app's state on a zip (its metadata)."""
+    from shared.storage import BlobState
+
+    return BlobState.from_metadata(blob.get_blob_properties().metadata)
+
+
 def ingest(runtime, container, name: str, data: bytes | None = None) -> None:
     folder = name.split("/")[1]
     drop(container, name, data if data is not None else samples.sample_zip(folder))

@@ -9,9 +9,9 @@ import requests
 
 from local import samples
 from shared.ingest import KIND_FOLDERS
-from shared.storage import TAG_DATASET, TAG_ETAG, TAG_STATUS, clean_etag
+from shared.zipcheck import BytesRangeReader, content_id
 from tests.conftest import alerts_of
-from tests.helpers import concurrently, drop
+from tests.helpers import concurrently, drop, state_of
 
 KINDS = KIND_FOLDERS
 
@@ -46,9 +46,10 @@ def test_a_valid_zip_of_each_kind_becomes_one_dataset(runtime, container, emulat
     props = dataset["customProperties"]
     assert props["managedBy"] == "speech-autopilot"
     assert props["sourcePath"] == f"{app_env['TRAINING_CONTAINER']}/en-US/{folder}/sample.zip"
-    assert props["sourceEtag"] == clean_etag(blob.get_blob_properties().etag)
-    tags = blob.get_blob_tags()
-    assert tags[TAG_STATUS] == "submitted" and tags[TAG_DATASET] == dataset["self"].split("/")[-1].split("?")[0]
+    assert props["sourceContent"] == content_id(BytesRangeReader(samples.sample_zip(folder)))
+    state = state_of(blob)
+    assert state.status == "submitted" and state.dataset == dataset["self"].split("/")[-1].split("?")[0]
+    assert state.content == props["sourceContent"] and blob.get_blob_tags() == {}  # users' tags are theirs
     assert alerts_of(runtime, app_env["ALERT_QUEUE"]) == []
 
 
@@ -94,8 +95,8 @@ def test_bad_input_is_rejected_with_a_reason_and_nothing_is_lost(runtime, contai
     reasons = " ".join(alert["details"]["reasons"]).lower()
     assert reason_fragment.lower() in reasons, reasons
     assert blob.download_blob().readall() == data  # the zip is still there, untouched
-    tags = blob.get_blob_tags()
-    assert tags[TAG_STATUS] == "rejected" and tags[TAG_ETAG] == clean_etag(blob.get_blob_properties().etag)
+    state = state_of(blob)
+    assert state.status == "rejected" and state.content == content_id(BytesRangeReader(data))
     # the same event again: no second alert
     assert runtime.deliver_blob("ingest_zip", name).ok
     assert alerts_of(runtime, app_env["ALERT_QUEUE"]) == []
@@ -143,6 +144,7 @@ def test_a_new_upload_to_the_same_path_supersedes_the_old_dataset(runtime, conta
     drop(container, "en-US/language/corpus.zip", samples.language_zip(30))
     assert runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip").ok
     assert len(datasets(emulator)) == 2
+    assert runtime.fire_timer("reconcile").ok  # the pass marks the older dataset
     second = next(d for d in datasets(emulator) if d["self"] != first["self"])
     old = emulator.datasets[first["self"].split("/")[-1].split("?")[0]]
     assert old["customProperties"]["supersededBy"] == second["self"].split("/")[-1].split("?")[0]
@@ -180,4 +182,32 @@ def test_a_dataset_the_service_refuses_is_a_rejection_the_user_is_told_about(run
     assert runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip").ok
     [alert] = alerts_of(runtime, app_env["ALERT_QUEUE"])
     assert alert["kind"] == "zip-rejected" and "refused" in alert["details"]["reasons"][0]
-    assert blob.get_blob_tags()[TAG_STATUS] == "rejected" and datasets(emulator) == []
+    assert state_of(blob).status == "rejected" and datasets(emulator) == []
+
+
+def test_a_metadata_or_content_type_change_is_the_same_zip(runtime, container, emulator, app_env):
+    """A new ETag with the same bytes: no second dataset, no alert (identity follows content)."""
+    from azure.storage.blob import ContentSettings
+
+    blob = drop(container, "en-US/language/corpus.zip", samples.language_zip())
+    assert runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip").ok
+    etag = blob.get_blob_properties().etag
+    blob.set_blob_metadata({"owner": "team-a"})  # replaces every key, ours included
+    blob.set_http_headers(ContentSettings(content_type="application/x-zip-compressed"))
+    assert blob.get_blob_properties().etag != etag
+    for _ in range(2):
+        assert runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip").ok
+        assert runtime.fire_timer("reconcile").ok
+    assert len(datasets(emulator)) == 1 and alerts_of(runtime, app_env["ALERT_QUEUE"]) == []
+    metadata = blob.get_blob_properties().metadata
+    assert metadata["owner"] == "team-a" and state_of(blob).status == "submitted"
+
+
+def test_users_tags_are_never_touched_even_a_full_set_of_ten(runtime, container, emulator, app_env):
+    tags = {f"user{n}": f"value{n}" for n in range(10)}
+    blob = drop(container, "en-US/language/bad.zip", b"not a zip at all" * 10)
+    blob.set_blob_tags(tags)
+    assert runtime.deliver_blob("ingest_zip", "en-US/language/bad.zip").ok
+    [alert] = alerts_of(runtime, app_env["ALERT_QUEUE"])
+    assert alert["kind"] == "zip-rejected" and state_of(blob).status == "rejected"
+    assert blob.get_blob_tags() == tags

@@ -20,16 +20,19 @@ from shared.ingest import (
     Target,
     already_handled,
     dataset_request,
-    decide,
+    description,
+    first_made_from,
     locale_reasons,
+    made_from,
+    odata_string,
     parse_blob_name,
-    rejected_tags,
+    rejected_state,
     rejection,
     source_path,
-    submitted_tags,
+    submitted_state,
 )
 from shared.speech import Dataset
-from shared.storage import TAG_DATASET, TAG_ETAG, TAG_REASON, TAG_STATUS, ZipBlob
+from shared.storage import BlobState
 
 NOW = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 SPEECH = "https://westeurope.api.cognitive.microsoft.com/speechtotext"
@@ -41,20 +44,19 @@ SECRETS = ("s3cr3tSlackToken", "s3cr3tTeamsSig", "/services/T0000", "/workflows/
 # -- factories ---------------------------------------------------------------------------------------------------
 
 
-def blob(name: str = "en-US/acoustic/calls.zip", etag: str = "0x8DE0001", **tags: str) -> ZipBlob:
-    return ZipBlob(name=name, etag=etag, size=2048, last_modified=NOW, tags=tags)
+CONTENT = "zip1:" + "c" * 40
 
 
 def dataset(
     dataset_id: str,
     path: str = "training/en-US/acoustic/calls.zip",
-    etag: str = "0x8DE0001",
+    content: str = CONTENT,
     *,
     status: str = "Succeeded",
     props: dict[str, str] | None = None,
     is_managed: bool = True,
 ) -> Dataset:
-    mine = {managed.SOURCE: path, managed.SOURCE_ETAG: etag}
+    mine = {managed.SOURCE: path, managed.SOURCE_CONTENT: content}
     if is_managed:
         mine[managed.MANAGED] = managed.MANAGED_BY
     return Dataset.from_json(
@@ -195,71 +197,65 @@ def test_a_locale_unsupported_for_the_kind_is_rejected_naming_both(target):
 
 
 @pytest.mark.parametrize("status", sorted(HANDLED))
-def test_a_blob_version_tagged_as_handled_is_not_handled_again(status):
-    assert already_handled(blob(etag="0x2", **{TAG_STATUS: status, TAG_ETAG: "0x2"}))
+def test_content_recorded_as_handled_is_not_handled_again(status):
+    assert already_handled(BlobState(status=status, content=CONTENT), CONTENT)
 
 
 @pytest.mark.parametrize(
-    "tags",
+    "state",
     [
-        {},
-        {"owner": "team-a"},
-        {TAG_STATUS: "succeeded", TAG_ETAG: "0x1"},  # an earlier version of the blob
-        {TAG_STATUS: "submitted"},
-        {TAG_STATUS: "superseded", TAG_ETAG: "0x2"},
+        BlobState(),
+        BlobState(status="succeeded", content="zip1:other"),  # earlier content of the blob
+        BlobState(status="submitted"),
+        BlobState(status="superseded", content=CONTENT),
     ],
 )
-def test_a_blob_version_without_matching_tags_is_not_handled(tags):
-    assert not already_handled(blob(etag="0x2", **tags))
+def test_content_without_a_matching_state_is_not_handled(state):
+    assert not already_handled(state, CONTENT)
 
 
-# -- decide, dataset_request --------------------------------------------------------------------------------------
+# -- finding a dataset, dataset_request -------------------------------------------------------------------------
 
 
 TARGET = Target("en-US", "Acoustic", "calls")
 PATH = "training/en-US/acoustic/calls.zip"
 
 
-def test_a_new_blob_gets_a_dataset():
-    decision = decide(blob(), PATH, TARGET, [dataset("other", "training/en-US/acoustic/other.zip")])
-
-    assert (decision.action, decision.target, decision.supersede, decision.existing) == ("create", TARGET, (), None)
-
-
 @pytest.mark.parametrize("status", ["NotStarted", "Running", "Succeeded", "Failed"])
-def test_a_blob_version_that_already_has_a_dataset_is_done(status):
+def test_the_dataset_made_from_this_content_at_this_path_is_found(status):
     existing = dataset("d1", status=status)
+    others = [dataset("d0", content="zip1:older"), dataset("x", "training/en-US/acoustic/other.zip")]
 
-    decision = decide(blob(), PATH, TARGET, [dataset("d0", etag="0x8DE0000"), existing])
-
-    assert (decision.action, decision.existing) == ("done", existing)
+    assert first_made_from([*others, existing], PATH, CONTENT) is existing
 
 
 def test_a_dataset_not_marked_managed_does_not_count():
-    decision = decide(blob(), PATH, TARGET, [dataset("theirs", is_managed=False)])
+    assert not made_from(dataset("theirs", is_managed=False), PATH, CONTENT)
+    assert first_made_from([dataset("theirs", is_managed=False)], PATH, CONTENT) is None
 
-    assert (decision.action, decision.supersede) == ("create", ())
 
+def test_a_renamed_dataset_is_still_found_by_its_identity():
+    renamed = Dataset.from_json({**dataset("d1").raw, "displayName": "renamed by a person"})
 
-def test_a_new_version_supersedes_the_datasets_of_earlier_versions_once():
-    earlier = dataset("d2", etag="0x2")
-    already = dataset("d1", etag="0x1", props={managed.SUPERSEDED_BY: "d2"})
-
-    decision = decide(blob(etag="0x3"), PATH, TARGET, [already, earlier, dataset("x", "training/de-DE/acoustic/c.zip")])
-
-    assert (decision.action, decision.supersede) == ("create", (earlier,))
+    assert made_from(renamed, PATH, CONTENT)
 
 
 def test_the_dataset_request_marks_the_dataset_with_its_source():
-    request = dataset_request(TARGET, blob(etag="0x5"), PATH)
+    request = dataset_request(TARGET, PATH, CONTENT)
 
     assert request == {
         "display_name": "calls (Acoustic, en-US)",
         "locale": "en-US",
         "kind": "Acoustic",
-        "description": f"Created by speech-autopilot from {PATH} (ETag 0x5).",
-        "custom_properties": {"managedBy": "speech-autopilot", "sourcePath": PATH, "sourceEtag": "0x5"},
+        "description": f"Created by speech-autopilot from {PATH} (content {CONTENT}).",
+        "custom_properties": {"managedBy": "speech-autopilot", "sourcePath": PATH, "sourceContent": CONTENT},
     }
+    assert request["description"] == description(PATH, CONTENT)
+
+
+def test_an_odata_literal_doubles_quotes():
+    assert odata_string("it's") == "'it''s'"
+    assert odata_string("plain") == "'plain'"
 
 
 def test_the_longest_accepted_source_path_is_recorded_whole():
@@ -267,18 +263,18 @@ def test_the_longest_accepted_source_path_is_recorded_whole():
     path += ".zip"
     assert len(path) == MAX_SOURCE_PATH
 
-    props = dataset_request(TARGET, blob(), path)["custom_properties"]
+    props = dataset_request(TARGET, path, CONTENT)["custom_properties"]
 
     assert props[managed.SOURCE] == path
 
 
-# -- rejection and tags -----------------------------------------------------------------------------------------
+# -- rejection and state ----------------------------------------------------------------------------------------
 
 
 def test_a_rejection_is_a_zip_rejected_alert_with_every_reason():
     reasons = ["The zip is empty (0 bytes).", "Another problem."]
 
-    rejected = rejection(PATH, "en-US", reasons, ["a warning"], NOW, "0x5")
+    rejected = rejection(PATH, "en-US", reasons, ["a warning"], NOW, CONTENT)
 
     assert (rejected.kind, rejected.severity, rejected.locale, rejected.resource) == (
         "zip-rejected",
@@ -287,29 +283,30 @@ def test_a_rejection_is_a_zip_rejected_alert_with_every_reason():
         PATH,
     )
     assert rejected.message == f"{PATH} was not turned into a dataset: 2 problems, first: The zip is empty (0 bytes)."
-    assert rejected.details == {"reasons": reasons, "warnings": ["a warning"], "etag": "0x5"}
+    assert rejected.details == {"reasons": reasons, "warnings": ["a warning"], "content": CONTENT}
 
 
 def test_a_rejection_with_one_reason_says_it_plainly():
-    rejected = rejection(PATH, None, iter(["The zip is empty (0 bytes)."]), (), NOW, "0x5")
+    rejected = rejection(PATH, None, iter(["The zip is empty (0 bytes)."]), (), NOW, CONTENT)
 
     assert rejected.message == f"{PATH} was not turned into a dataset: The zip is empty (0 bytes)."
     assert rejected.locale is None
 
 
-def test_a_rejection_has_one_id_per_blob_version():
-    first = rejection(PATH, "en-US", ["bad"], [], NOW, "0x5")
+def test_a_rejection_has_one_id_per_content():
+    first = rejection(PATH, "en-US", ["bad"], [], NOW, CONTENT)
 
-    assert rejection(PATH, "en-US", ["other words"], [], NOW + timedelta(hours=1), "0x5").id == first.id
-    assert rejection(PATH, "en-US", ["bad"], [], NOW, "0x6").id != first.id
+    assert rejection(PATH, "en-US", ["other words"], [], NOW + timedelta(hours=1), CONTENT).id == first.id
+    assert rejection(PATH, "en-US", ["bad"], [], NOW, "zip1:other").id != first.id
 
 
-def test_tags_record_the_outcome_for_this_blob_version():
-    assert rejected_tags("0x5", ["first", "second"]) == {TAG_STATUS: "rejected", TAG_ETAG: "0x5", TAG_REASON: "first"}
-    assert rejected_tags("0x5", []) == {TAG_STATUS: "rejected", TAG_ETAG: "0x5", TAG_REASON: "rejected"}
-    assert submitted_tags("0x5", "d1") == {TAG_STATUS: "submitted", TAG_ETAG: "0x5", TAG_DATASET: "d1"}
-    assert already_handled(blob(etag="0x5", **rejected_tags("0x5", ["bad"])))
-    assert already_handled(blob(etag="0x5", **submitted_tags("0x5", "d1")))
+def test_the_state_records_the_outcome_for_this_content():
+    assert rejected_state(CONTENT, ["first", "second"]) == BlobState("rejected", CONTENT, None, "first")
+    assert rejected_state(CONTENT, []) == BlobState("rejected", CONTENT, None, "rejected")
+    assert submitted_state(CONTENT, "d1") == BlobState("submitted", CONTENT, "d1", None)
+    assert submitted_state(CONTENT, "d1", "odd file").reason == "warning: odd file"
+    assert already_handled(rejected_state(CONTENT, ["bad"]), CONTENT)
+    assert already_handled(submitted_state(CONTENT, "d1"), CONTENT)
 
 
 # -- make_alert -------------------------------------------------------------------------------------------------
@@ -407,7 +404,7 @@ def test_the_queue_copy_is_set_before_the_webhook_is_called():
     first, second = alert(), alert("model-expired", severity="critical", key="m1")
     out = Recorder()
 
-    deliver([first, second], out, TEAMS_URL, post=out.post)
+    deliver([first, second], out.set, TEAMS_URL, post=out.post)
 
     assert [kind for kind, _ in out.events] == ["queue", "webhook", "webhook"]
     assert out.of("queue") == [[first.to_json(), second.to_json()]]
@@ -417,7 +414,7 @@ def test_the_queue_copy_is_set_before_the_webhook_is_called():
 def test_without_a_webhook_only_the_queue_gets_the_alerts():
     out = Recorder()
 
-    deliver([alert()], out, None, post=out.post)
+    deliver([alert()], out.set, None, post=out.post)
 
     assert [kind for kind, _ in out.events] == ["queue"]
 
@@ -425,7 +422,7 @@ def test_without_a_webhook_only_the_queue_gets_the_alerts():
 def test_no_alerts_sets_nothing():
     out = Recorder()
 
-    deliver([], out, TEAMS_URL, post=out.post)
+    deliver([], out.set, TEAMS_URL, post=out.post)
 
     assert out.events == []
 
@@ -445,7 +442,7 @@ def test_a_failing_webhook_keeps_the_queue_copy_and_never_logs_the_url(failure, 
     out = Recorder(failure, failure)
     made = alert()
 
-    deliver([made], out, SLACK_URL, post=out.post)
+    deliver([made], out.set, SLACK_URL, post=out.post)
 
     assert out.of("queue") == [[made.to_json()]]
     assert len(out.of("webhook")) == 2  # tried once more, then given up
@@ -572,3 +569,44 @@ def test_with_alerted_drops_the_oldest_tokens_to_stay_within_the_value_limit():
 
 def test_managed_properties_mark_the_entity():
     assert managed.managed_properties(reason="trained") == {"managedBy": "speech-autopilot", "reason": "trained"}
+
+
+def test_info_alerts_skip_the_webhook_unless_the_floor_says_so():
+    info = alert("endpoint-deployed", severity="info", key="e1")
+    loud = alert("model-expired", severity="critical", key="m1")
+    out = Recorder()
+
+    deliver([info, loud], out.set, TEAMS_URL, post=out.post)
+
+    assert out.of("queue") == [[info.to_json(), loud.to_json()]]
+    assert [payload["alert"]["id"] for payload in out.of("webhook")] == [loud.id]
+    out = Recorder()
+    deliver([info], out.set, TEAMS_URL, webhook_min_severity="info", post=out.post)
+    assert len(out.of("webhook")) == 1
+
+
+def test_a_failing_queue_raises_before_the_webhook_so_nothing_is_recorded_as_sent():
+    out = Recorder()
+
+    def refuse(messages):
+        raise RuntimeError("queue service unavailable")
+
+    with pytest.raises(RuntimeError):
+        deliver([alert()], refuse, TEAMS_URL, post=out.post)
+    assert out.events == []
+
+
+def test_an_alert_quoting_huge_input_stays_far_below_the_queue_limit():
+    name = "x" * 200_000
+    made = make_alert(
+        "zip-rejected",
+        resource=f"training/en-US/acoustic/{name}.zip",
+        message=f"{name} is bad",
+        details={"reasons": [f"entry {name} is bad"] * 500, "nested": [[[[[[name]]]]]], "blob": name},
+        at=NOW,
+    )
+
+    text = made.to_json()
+
+    assert len(text.encode()) <= 16 * 1024
+    assert "more characters]" in text and json.loads(text)["kind"] == "zip-rejected"

@@ -21,9 +21,9 @@ from shared.reconcile import (
     CreateModel,
     Ingest,
     Raise,
+    RecordState,
     RequestDeploy,
     Snapshot,
-    TagBlob,
     UpdateProperties,
     adaptable_base,
     days_left,
@@ -34,7 +34,7 @@ from shared.reconcile import (
     zip_dataset,
 )
 from shared.speech import BaseModel, CustomModel, Dataset, Endpoint
-from shared.storage import TAG_DATASET, TAG_ETAG, TAG_PREFIX, TAG_REASON, TAG_STATUS, ZipBlob
+from shared.storage import BlobState, ZipBlob, ours
 
 NOW = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 CONTAINER = "training"
@@ -72,16 +72,20 @@ def error_json(code: str | None, message: str | None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}} if code else {}
 
 
+def content(version: str) -> str:
+    """The content identity of a zip version (the tests name versions like ETags)."""
+    return f"zip1:{version}"
+
+
 def zip_blob(
-    name: str, etag: str = "0x8DE0001", status: str | None = None, dataset_id: str = "", **tags: str
+    name: str, etag: str = "0x8DE0001", status: str | None = None, dataset_id: str = "", reason: str = "", **meta: str
 ) -> ZipBlob:
-    """A zip in the training container; `status` fills in the autopilot tags for this very version."""
-    all_tags = dict(tags)
+    """A zip in the training container; `status` fills in the app's state (its metadata) for this content."""
+    metadata = dict(meta)
     if status:
-        all_tags.update({TAG_STATUS: status, TAG_ETAG: etag})
-        if dataset_id:
-            all_tags[TAG_DATASET] = dataset_id
-    return ZipBlob(name=name, etag=etag, size=4096, last_modified=NOW - days(2), tags=all_tags)
+        state = BlobState(status=status, content=content(etag), dataset=dataset_id or None, reason=reason or None)
+        metadata.update({k: v for k, v in state.values().items() if v})
+    return ZipBlob(name=name, etag=etag, size=4096, last_modified=NOW - days(2), metadata=metadata)
 
 
 def dataset(
@@ -98,7 +102,7 @@ def dataset(
     """A dataset made from the zip `name` (locale and kind follow its folders)."""
     created = created or NOW - days(2)
     locale, folder = name.split("/")[:2]
-    mine = managed.managed_properties(**{managed.SOURCE: f"{CONTAINER}/{name}", managed.SOURCE_ETAG: etag})
+    mine = managed.managed_properties(**{managed.SOURCE: f"{CONTAINER}/{name}", managed.SOURCE_CONTENT: content(etag)})
     if not is_managed:
         mine.pop(managed.MANAGED)
     return Dataset.from_json(
@@ -119,7 +123,7 @@ def dataset(
 
 
 def pair(name: str, dataset_id: str, *, etag: str = "0x8DE0001", status: str = "Succeeded", **kwargs: Any):
-    """A zip and its dataset, the zip's tags already saying what the dataset's status says."""
+    """A zip and its dataset, the zip's state already saying what the dataset's status says."""
     tag = {"Succeeded": "succeeded", "Failed": "failed"}.get(status, "submitted")
     return (
         zip_blob(name, etag, status=tag, dataset_id=dataset_id),
@@ -306,11 +310,11 @@ def apply(snapshot: Snapshot, actions) -> Snapshot:
                     "customProperties": dict(action.custom_properties),
                 }
             )
-        elif isinstance(action, TagBlob):
+        elif isinstance(action, RecordState):
             blob = zips[action.blob_name]
-            if blob.etag == action.etag:
-                kept = {k: v for k, v in blob.tags.items() if not k.startswith(TAG_PREFIX)}
-                zips[blob.name] = dataclasses.replace(blob, tags={**kept, **action.tags})
+            kept = {k: v for k, v in blob.metadata.items() if not ours(k)}
+            ours_now = {k: v for k, v in action.state.values().items() if v}
+            zips[blob.name] = dataclasses.replace(blob, metadata={**kept, **ours_now})
     return dataclasses.replace(
         snapshot,
         zips=list(zips.values()),
@@ -349,8 +353,8 @@ def expiry(snapshot: Snapshot, tiers=TIERS, auto_retrain: bool = True):
 # -- the desired dataset set --------------------------------------------------------------------------------------
 
 
-def test_a_zips_dataset_is_the_managed_one_of_its_current_path_and_etag():
-    blob = zip_blob("en-US/acoustic/calls.zip", "0x2")
+def test_a_zips_dataset_is_the_managed_one_of_its_current_path_and_content():
+    blob = zip_blob("en-US/acoustic/calls.zip", "0x2", status="submitted")
     older = dataset("d-old", "en-US/acoustic/calls.zip", etag="0x1", props={managed.SUPERSEDED_BY: "d-new"})
     other_path = dataset("d-other", "en-US/acoustic/other.zip", etag="0x2")
     foreign = dataset("d-foreign", "en-US/acoustic/calls.zip", etag="0x2", is_managed=False)
@@ -438,14 +442,14 @@ def test_nothing_trains_while_a_zip_waits_for_its_dataset():
 
 def test_a_zip_rejected_in_this_version_does_not_hold_training_back():
     ready = pair("en-US/acoustic/calls.zip", "d1")
-    rejected = zip_blob("en-US/language/sentences.zip", "0x5", status="rejected", **{TAG_REASON: "empty"})
+    rejected = zip_blob("en-US/language/sentences.zip", "0x5", status="rejected", reason="empty")
 
     assert only_training(poll(snap(ready, zips=[rejected]))).dataset_ids == ("d1",)
 
 
 def test_a_zip_rejected_in_an_earlier_version_waits_for_its_new_version():
     ready = pair("en-US/acoustic/calls.zip", "d1")
-    reuploaded = zip_blob("en-US/language/sentences.zip", "0x6", **{TAG_STATUS: "rejected", TAG_ETAG: "0x5"})
+    reuploaded = zip_blob("en-US/language/sentences.zip", "0x6")  # a re-upload replaces the metadata, state included
 
     assert poll(snap(ready, zips=[reuploaded])) == [Ingest("en-US/language/sentences.zip")]
 
@@ -570,7 +574,7 @@ def test_without_an_adaptable_base_model_one_no_base_model_alert_per_set():
 # -- processing and training outcomes -----------------------------------------------------------------------------
 
 
-def test_a_failed_dataset_alerts_once_with_the_service_error_and_tags_its_zip():
+def test_a_failed_dataset_alerts_once_with_the_service_error_and_records_it_on_its_zip():
     blob = zip_blob("en-US/acoustic/calls.zip", "0x7", status="submitted", dataset_id="d1", owner="team-a")
     failed = dataset(
         "d1",
@@ -589,21 +593,11 @@ def test_a_failed_dataset_alerts_once_with_the_service_error_and_tags_its_zip():
     assert alert.details["code"] == "InvalidAudioFormat"
     assert alert.details["error"] == "calls/0001.wav is not 16 kHz mono PCM."
     assert "calls/0001.wav is not 16 kHz mono PCM." in alert.message
-    assert (
-        TagBlob(
-            "en-US/acoustic/calls.zip",
-            "0x7",
-            {
-                TAG_STATUS: "failed",
-                TAG_ETAG: "0x7",
-                TAG_DATASET: "d1",
-                TAG_REASON: "InvalidAudioFormat: calls/0001.wav is not 16 kHz mono PCM.",
-            },
-        )
-        in actions
-    )
+    reason = "InvalidAudioFormat: calls/0001.wav is not 16 kHz mono PCM."
+    state = BlobState("failed", content("0x7"), "d1", reason)
+    assert RecordState("en-US/acoustic/calls.zip", "0x7", blob.metadata, state) in actions
     after = apply(snapshot, actions)
-    assert after.zips[0].tags["owner"] == "team-a"
+    assert after.zips[0].metadata["owner"] == "team-a"
     assert poll(after) == []
 
 
@@ -619,33 +613,25 @@ def test_a_failed_dataset_holds_back_nothing_else():
     assert only_training(actions).dataset_ids == ("d2",)
 
 
-def test_a_dataset_that_succeeded_tags_its_zip():
+def test_a_dataset_that_succeeded_is_recorded_on_its_zip():
     blob = zip_blob("en-US/acoustic/calls.zip", "0x7", status="submitted", dataset_id="d1")
     snapshot = snap(
         zips=[blob], datasets=[dataset("d1", etag="0x7")], models=[model("m1")], endpoints=[deployed("e1", "m1")]
     )
 
     assert poll(snapshot) == [
-        TagBlob("en-US/acoustic/calls.zip", "0x7", {TAG_STATUS: "succeeded", TAG_ETAG: "0x7", TAG_DATASET: "d1"})
+        RecordState("en-US/acoustic/calls.zip", "0x7", blob.metadata, BlobState("succeeded", content("0x7"), "d1"))
     ]
 
 
-def test_tags_describing_an_earlier_version_follow_the_current_versions_dataset():
-    # The zip was re-uploaded; its tags still describe the old version (same status word, other ETag and dataset).
-    blob = zip_blob("en-US/acoustic/calls.zip", "0x8", **{TAG_STATUS: "succeeded", TAG_ETAG: "0x7", TAG_DATASET: "d1"})
-    snapshot = snap(
-        zips=[blob],
-        datasets=[dataset("d2", etag="0x8")],
-        models=[model("m1", ("d2",))],
-        endpoints=[deployed("e1", "m1")],
-    )
+def test_a_zip_the_previous_release_handled_keeps_its_dataset_until_it_is_adopted():
+    # The previous release keyed datasets on the ETag and kept no metadata state: same ETag, same dataset.
+    blob = zip_blob("en-US/acoustic/calls.zip", "0x8")
+    legacy = dataset("d2", props={managed.SOURCE_CONTENT: None, managed.SOURCE_ETAG: "0x8"})
+    snapshot = snap(zips=[blob], datasets=[legacy], models=[model("m1", ("d2",))], endpoints=[deployed("e1", "m1")])
 
-    actions = poll(snapshot)
-
-    assert actions == [
-        TagBlob("en-US/acoustic/calls.zip", "0x8", {TAG_STATUS: "succeeded", TAG_ETAG: "0x8", TAG_DATASET: "d2"})
-    ]
-    assert poll(apply(snapshot, actions)) == []
+    assert set(locale_states(snapshot)["en-US"].desired) == {"d2"}
+    assert not any(isinstance(a, Ingest) for a in poll(snapshot))
 
 
 def test_datasets_and_models_the_app_does_not_manage_raise_nothing():

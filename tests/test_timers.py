@@ -88,8 +88,7 @@ def test_a_failed_dataset_alerts_with_the_service_message_and_blocks_nothing_els
     assert alert["kind"] == "dataset-failed" and "16 kHz" in alert["message"]
     assert alert["details"]["code"] == "InvalidAudioFormat"
     assert models(emulator) == []
-    tags = container.get_blob_client("en-US/acoustic/bad.zip").get_blob_tags()
-    assert tags["autopilot-status"] == "failed"
+    assert helpers.state_of(container.get_blob_client("en-US/acoustic/bad.zip")).status == "failed"
 
 
 def test_the_sweep_ingests_zips_no_event_reported(runtime, container, emulator, timer_env):

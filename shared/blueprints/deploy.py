@@ -2,6 +2,10 @@
 
 Transient failures raise, so the host retries; after maxDequeueCount (host.json) the host moves the message to
 `<DEPLOY_QUEUE>-poison`, where `deploy_poison` raises a `deploy-poisoned` alert with the original message.
+Alerts leave through the queue output binding: the host writes them before it completes the message, so an alert
+is delivered before the message counts as handled (a failed write retries the message; alert ids dedupe).
+
+`typing.List[str]`, not `list[str]`: the worker refuses `func.Out[list[str]]` when it indexes the app.
 """
 
 import typing

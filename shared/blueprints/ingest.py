@@ -1,10 +1,9 @@
 """Blob trigger on the training container (Event Grid source: Flex Consumption cannot poll blobs).
 
 The function gets an SDK BlobClient (model binding data), never the zip's bytes. Its work is in shared.flows,
-imported on first call so that indexing the app stays cheap.
+imported on first call so that indexing the app stays cheap. Its alerts are sent to the alert queue directly,
+before the blob's state records them (an output binding would leave only after the function returned).
 """
-
-import typing
 
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blobext
@@ -19,8 +18,7 @@ bp = func.Blueprint()
     connection="AzureWebJobsStorage",
     source=func.BlobSource.EVENT_GRID,
 )
-@bp.queue_output(arg_name="alerts", queue_name="%ALERT_QUEUE%", connection="AzureWebJobsStorage")
-def ingest_zip(blob: blobext.BlobClient, alerts: func.Out[typing.List[str]]) -> None:
+def ingest_zip(blob: blobext.BlobClient) -> None:
     from shared.flows.ingest import on_blob
 
-    on_blob(blob, alerts)
+    on_blob(blob)

@@ -21,7 +21,7 @@ from shared.storage import autopilot_lock
 log = logging.getLogger("autopilot.deploy")
 
 
-def on_message(msg: func.QueueMessage, alerts) -> None:
+def on_message(msg: func.QueueMessage, alerts: func.Out) -> None:
     config = context.settings()
     text = msg.get_body().decode("utf-8", errors="replace")
     request = parse_message(text)
@@ -29,11 +29,13 @@ def on_message(msg: func.QueueMessage, alerts) -> None:
         alert = _rejected(None, text, f"malformed deploy message: {request}", msg.id or "")
     else:
         alert = handle(config, request, msg.id or "")
-    deliver([alert] if alert else [], alerts, config.alert_webhook_url)
+    _deliver(config, [alert] if alert else [], alerts)
 
 
-def on_poison(msg: func.QueueMessage, alerts) -> None:
-    """A message the host parked after maxDequeueCount failures: raise it, with the original message."""
+def on_poison(msg: func.QueueMessage, alerts: func.Out) -> None:
+    """A message the host parked after maxDequeueCount failures: raise it, with the original message (bounded).
+    Whatever the message holds, this raises its alert: a poison handler that fails would park it once more,
+    silently, in `<queue>-poison-poison`."""
     config = context.settings()
     text = msg.get_body().decode("utf-8", errors="replace")
     try:
@@ -44,7 +46,7 @@ def on_poison(msg: func.QueueMessage, alerts) -> None:
     model = original.get("model") if isinstance(original, dict) else None
     alert = make_alert(
         "deploy-poisoned",
-        resource=str(model or locale or "deploy message"),
+        resource=model if isinstance(model, str) and model else "deploy message",
         locale=locale if isinstance(locale, str) else None,
         message="A deploy request failed on every attempt and was parked in the poison queue; "
         "nothing was deployed. The reconcile timer asks again for an automatically trained model after "
@@ -53,7 +55,12 @@ def on_poison(msg: func.QueueMessage, alerts) -> None:
         at=clock.now(),
         key=msg.id or text,
     )
-    deliver([alert], alerts, config.alert_webhook_url)
+    _deliver(config, [alert], alerts)
+
+
+def _deliver(config: Settings, alerts: list[Alert], out: func.Out) -> None:
+    """Alerts through the output binding: the host writes them before it completes the message."""
+    deliver(alerts, out.set, config.alert_webhook_url, webhook_min_severity=config.alert_webhook_min_severity)
 
 
 def handle(config: Settings, request: DeployRequest, message_id: str) -> Alert | None:

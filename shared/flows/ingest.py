@@ -1,43 +1,75 @@
 """Ingest: a zip dropped in the training container becomes a Custom Speech dataset.
 
 The function receives an SDK BlobClient (model binding data), never the zip's bytes, and validates the zip with
-ranged reads of its central directory.
+ranged reads of its central directory. Its content identity comes from those same reads, so a metadata or
+Content-Type change (a new ETag, the same bytes) is recognised as the same zip.
+
+Order of writes: an alert is delivered before the blob's state records it; a dataset is created before the state
+names it. A crash between the two repeats the first (same alert id; the dataset is found by its description).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
 from shared import clock, context, ingest, managed
 from shared.alerts import Alert, deliver
 from shared.settings import Settings
-from shared.speech import SpeechError
+from shared.speech import Dataset, SpeechClient, SpeechError
 from shared.storage import (
-    ZipBlob,
+    LEGACY_TAG_ETAG,
+    LEGACY_TAG_STATUS,
+    BlobState,
     autopilot_lock,
     clean_etag,
     content_sas_url,
     redact,
-    set_autopilot_tags,
+    write_state,
 )
-from shared.zipcheck import BlobRangeReader, check_zip
+from shared.zipcheck import BlobRangeReader, check_zip, content_id
 
 log = logging.getLogger("autopilot.ingest")
 
+Send = Callable[[list[str]], None]
 
-def on_blob(blob: BlobClient, alerts) -> None:
-    """The blob trigger's body: ingest the blob, raise what it found."""
+
+def on_blob(blob: BlobClient) -> None:
+    """The blob trigger's body: ingest the blob; its alerts are delivered as they arise."""
     config = context.settings()
-    deliver(ingest_blob(config, blob), alerts, config.alert_webhook_url)
+    ingest_blob(config, blob, context.alert_sender(config))
 
 
-def ingest_blob(config: Settings, blob: BlobClient, *, trust_tags: bool = True) -> list[Alert]:
-    """Validate one blob and create its dataset, at most once per blob version. Returns the alerts to raise.
+class _MemoReader:
+    """The blob's ranged reads, remembered (bounded), so the identity and the validation read them once."""
+
+    MAX_BYTES = 4 * 1024 * 1024
+
+    def __init__(self, reader: BlobRangeReader) -> None:
+        self.reader = reader
+        self.size = reader.size
+        self._memo: dict[tuple[int, int], bytes] = {}
+        self._held = 0
+
+    def read(self, offset: int, length: int) -> bytes:
+        key = (offset, length)
+        if key not in self._memo:
+            data = self.reader.read(offset, length)
+            if self._held + len(data) > self.MAX_BYTES:
+                return data
+            self._memo[key] = data
+            self._held += len(data)
+        return self._memo[key]
+
+
+def ingest_blob(config: Settings, blob: BlobClient, send: Send, *, trust_state: bool = True) -> list[Alert]:
+    """Validate one blob and create its dataset, at most once per content. Returns the alerts it delivered.
 
     Safe to call for any blob, any number of times, concurrently: the event path and the reconcile sweep share it.
+    `trust_state=False` (the sweep) looks the dataset up even where the blob's state says it was submitted.
     """
     name = blob.blob_name
     if not name.lower().endswith(".zip"):
@@ -45,77 +77,123 @@ def ingest_blob(config: Settings, blob: BlobClient, *, trust_tags: bool = True) 
         return []
     try:
         props = blob.get_blob_properties()
-        tags = blob.get_blob_tags()
+        state = BlobState.from_metadata(props.metadata)
+        reader = _MemoReader(BlobRangeReader(blob, props.size, props.etag))
+        content = content_id(reader)
+        if trust_state and ingest.already_handled(state, content):
+            log.info("%s (content %s) was handled already", name, content)
+            return []
+        return _ingest(config, blob, send, props, state, reader, content)
     except ResourceNotFoundError:
         log.info("ignoring %s: deleted before it could be ingested", name)
         return []
-    zip_blob = ZipBlob(
-        name=name, etag=clean_etag(props.etag), size=props.size, last_modified=props.last_modified, tags=tags
-    )
-    if trust_tags and ingest.already_handled(zip_blob):
-        log.info("%s (ETag %s) was handled already", name, zip_blob.etag)
+    except ResourceModifiedError:  # replaced while it was read: the new version is delivered (or swept) on its own
+        log.info("%s changed while it was read; its new version is ingested on its own", name)
         return []
+
+
+def _ingest(config, blob, send, props, state, reader, content) -> list[Alert]:
+    name = blob.blob_name
     path = ingest.source_path(blob.container_name, name)
     target = ingest.parse_blob_name(name)
     if isinstance(target, list):
-        return [_reject(blob, zip_blob, path, None, target, [])]
+        return _reject(config, blob, send, path, None, target, [], content)
     if len(path) > ingest.MAX_SOURCE_PATH:
         reason = f"the blob path is {len(path)} characters long; at most {ingest.MAX_SOURCE_PATH} are supported"
-        return [_reject(blob, zip_blob, path, target.locale, [reason], [])]
+        return _reject(config, blob, send, path, target.locale, [reason], [], content)
     reasons = ingest.locale_reasons(target, context.supported_locales(config))
     if reasons:
-        return [_reject(blob, zip_blob, path, target.locale, reasons, [])]
-    reader = BlobRangeReader(blob, zip_blob.size, props.etag)
+        return _reject(config, blob, send, path, target.locale, reasons, [], content)
     verdict = check_zip(reader, target.kind)
-    log.info("validated %s with %d ranged reads (%d bytes)", name, reader.reads, reader.bytes_read)
+    log.info("validated %s with %d ranged reads (%d bytes)", name, reader.reader.reads, reader.reader.bytes_read)
     if not verdict.ok:
-        return [_reject(blob, zip_blob, path, target.locale, verdict.reasons, verdict.warnings)]
-    refused = _create_dataset(config, blob, zip_blob, path, target, verdict.warnings)
-    return [refused] if refused else []
+        return _reject(config, blob, send, path, target.locale, verdict.reasons, verdict.warnings, content)
+    return _create_dataset(config, blob, send, props, state, path, target, content, list(verdict.warnings))
 
 
-def _create_dataset(
-    config: Settings, blob: BlobClient, zip_blob: ZipBlob, path: str, target: ingest.Target, warnings
-) -> Alert | None:
-    """Create the dataset unless this version has one; a service refusal is a rejection the user is told about."""
+def _create_dataset(config, blob, send, props, state, path, target, content, warnings) -> list[Alert]:
+    """Create the dataset unless this content has one; a service refusal is a rejection the user is told about."""
     speech = context.speech(config)
     with autopilot_lock(context.training_container(config)):
-        decision = ingest.decide(zip_blob, path, target, speech.list_datasets())
-        if decision.action == "done":
-            assert decision.existing is not None
-            log.info("%s (ETag %s) is dataset %s already", path, zip_blob.etag, decision.existing.id)
-            dataset = decision.existing
-            set_autopilot_tags(blob, zip_blob.tags, **ingest.submitted_tags(zip_blob.etag, dataset.id))
-        else:
-            url = content_sas_url(blob, config.sas_lifetime_hours)
-            log.info("creating the %s dataset for %s from %s", target.kind, path, redact(url))
-            try:
-                dataset = speech.create_dataset(content_url=url, **ingest.dataset_request(target, zip_blob, path))
-            except SpeechError as exc:
-                if exc.transient or exc.ambiguous:
-                    raise  # retried; the retry looks the dataset up before creating it
-                reason = f"the Speech service refused the dataset: {exc.message} ({exc.code or exc.status})"
-                return _reject(blob, zip_blob, path, target.locale, [reason], warnings)
-            tags = ingest.submitted_tags(zip_blob.etag, dataset.id)
-            if warnings:
-                tags[ingest.TAG_REASON] = f"warning: {warnings[0]}"
-            set_autopilot_tags(blob, zip_blob.tags, **tags)
-            log.info(
-                "dataset %s created from %s (%s, %s)%s",
-                dataset.id,
-                path,
-                target.kind,
-                target.locale,
-                f"; warnings: {'; '.join(warnings)}" if warnings else "",
-            )
-        for old in decision.supersede:
-            props = managed.with_properties(old.custom_properties, **{managed.SUPERSEDED_BY: dataset.id})
-            speech.update_dataset(old.id, custom_properties=props)
-            log.info("dataset %s (older upload of %s) superseded by %s", old.id, path, dataset.id)
+        existing = find_dataset(speech, path, content, state) or _adopt_legacy(speech, blob, props, path, content)
+        if existing is not None:
+            log.info("%s (content %s) is dataset %s already", path, content, existing.id)
+            write_state(blob, ingest.submitted_state(content, existing.id))
+            return []
+        request = ingest.dataset_request(target, path, content)
+        try:
+            dataset = _submit(config, speech, blob, request)
+        except SpeechError as exc:
+            if exc.transient or exc.ambiguous:
+                raise  # retried; the retry looks the dataset up before creating it
+            reason = f"the Speech service refused the dataset: {exc.message} ({exc.code or exc.status})"
+            return _reject(config, blob, send, path, target.locale, [reason], warnings, content)
+        write_state(blob, ingest.submitted_state(content, dataset.id, warnings[0] if warnings else None))
+        log.info(
+            "dataset %s created from %s (%s, %s)%s",
+            dataset.id,
+            path,
+            target.kind,
+            target.locale,
+            f"; warnings: {'; '.join(warnings)}" if warnings else "",
+        )
+    return []
+
+
+def _submit(config: Settings, speech: SpeechClient, blob: BlobClient, request: dict) -> Dataset:
+    url = content_sas_url(blob, config.sas_lifetime_hours)
+    log.info("creating the %s dataset for %s from %s", request["kind"], blob.blob_name, redact(url))
+    return speech.create_dataset(content_url=url, **request)
+
+
+def find_dataset(speech: SpeechClient, path: str, content: str, state: BlobState) -> Dataset | None:
+    """The managed dataset made from this content at this path, in at most two calls whatever the resource holds:
+    an exact filter on the description (full identity checked on the few results), then the dataset the blob's
+    state names (found even if a person edited its name or description)."""
+    query = f"description eq {ingest.odata_string(ingest.description(path, content))}"
+    found = ingest.first_made_from(speech.list_datasets(filter=query), path, content)
+    if found is not None or not state.dataset or state.content != content:
+        return found
+    try:
+        named = speech.get_dataset(state.dataset)
+    except SpeechError as exc:
+        if exc.not_found:
+            return None
+        raise
+    return named if ingest.made_from(named, path, content) else None
+
+
+def _adopt_legacy(speech: SpeechClient, blob: BlobClient, props, path: str, content: str) -> Dataset | None:
+    """A dataset the previous release made from this very blob version (it kept its state in blob index tags and
+    keyed datasets on the ETag): gains the content identity instead of being made again."""
+    if BlobState.from_metadata(props.metadata).status:
+        return None
+    try:
+        tags = blob.get_blob_tags()
+    except AzureError:
+        return None
+    etag = clean_etag(props.etag)
+    if tags.get(LEGACY_TAG_ETAG) != etag or tags.get(LEGACY_TAG_STATUS) not in ("submitted", "succeeded", "failed"):
+        return None
+    query = f"description eq {ingest.odata_string(ingest.legacy_description(path, etag))}"
+    for dataset in speech.list_datasets(filter=query):
+        props_ = dataset.custom_properties
+        if (
+            managed.is_managed(dataset)
+            and props_.get(managed.SOURCE) == path
+            and props_.get(managed.SOURCE_ETAG) == etag
+        ):
+            updated = managed.with_properties(props_, **{managed.SOURCE_CONTENT: content})
+            log.info("adopting dataset %s of the previous release for %s", dataset.id, path)
+            return speech.update_dataset(dataset.id, custom_properties=updated)
     return None
 
 
-def _reject(blob: BlobClient, zip_blob: ZipBlob, path: str, locale, reasons, warnings) -> Alert:
+def _reject(config, blob, send, path, locale, reasons, warnings, content) -> list[Alert]:
+    """Deliver the zip-rejected alert, then record the rejection on the blob (so a crash between the two repeats
+    the alert, never loses it)."""
     reasons = list(reasons)
-    set_autopilot_tags(blob, zip_blob.tags, **ingest.rejected_tags(zip_blob.etag, reasons))
-    return ingest.rejection(path, locale, reasons, warnings, clock.now(), zip_blob.etag)
+    alert = ingest.rejection(path, locale, reasons, warnings, clock.now(), content)
+    deliver([alert], send, config.alert_webhook_url, webhook_min_severity=config.alert_webhook_min_severity)
+    write_state(blob, ingest.rejected_state(content, reasons))
+    return [alert]

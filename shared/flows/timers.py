@@ -20,7 +20,7 @@ from shared.alerts import Alert, deliver
 from shared.flows.ingest import ingest_blob
 from shared.settings import Settings
 from shared.speech import SpeechClient, SpeechError, entity_id
-from shared.storage import TAG_DATASET, TAG_STATUS, LockBusy, autopilot_lock, list_zips, set_autopilot_tags
+from shared.storage import LockBusy, StateConflict, autopilot_lock, list_zips, write_state
 
 log = logging.getLogger("autopilot.timers")
 
@@ -33,30 +33,48 @@ def expiry_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconci
     return lambda snap: reconcile.plan_expiry(snap, tiers=config.expiry_warning_days, auto_retrain=config.auto_retrain)
 
 
-def on_reconcile(timer, alerts, deployments) -> None:
-    _on_timer(poll_plan, timer, alerts, deployments)
+def on_reconcile(timer) -> None:
+    _on_timer(poll_plan, timer)
 
 
-def on_expiry(timer, alerts, deployments) -> None:
-    _on_timer(expiry_plan, timer, alerts, deployments)
+def on_expiry(timer) -> None:
+    _on_timer(expiry_plan, timer)
 
 
-def _on_timer(plan_for, timer, alerts, deployments) -> None:
-    """Reconcile once with the planner for these settings, then emit the alerts and deploy messages."""
+def _on_timer(plan_for, timer) -> None:
     config = context.settings()
-    result = run(config, plan_for(config), past_due=timer.past_due)
-    deliver(result.alerts, alerts, config.alert_webhook_url)
-    if result.deployments:
-        deployments.set([json.dumps(message) for message in result.deployments])
+    run(config, plan_for(config), past_due=timer.past_due)
 
 
 @dataclass
 class RunResult:
-    alerts: list[Alert] = field(default_factory=list)
-    deployments: list[dict] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)  # delivered
+    deployments: list[dict] = field(default_factory=list)  # sent to the deploy queue
     actions: list[reconcile.Action] = field(default_factory=list)
     failed: int = 0
     skipped: bool = False
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """Where a pass sends what must leave before anything records it as sent."""
+
+    alerts: Callable[[list[str]], None]
+    deployments: Callable[[list[str]], None]
+    webhook_url: str | None
+    webhook_min_severity: str
+
+    @classmethod
+    def for_settings(cls, config: Settings) -> Outbox:
+        return cls(
+            context.alert_sender(config),
+            context.queue_sender(config, config.deploy_queue),
+            config.alert_webhook_url,
+            config.alert_webhook_min_severity,
+        )
+
+    def deliver(self, alerts: list[Alert]) -> None:
+        deliver(alerts, self.alerts, self.webhook_url, webhook_min_severity=self.webhook_min_severity)
 
 
 def snapshot(config: Settings, speech: SpeechClient, container: ContainerClient) -> reconcile.Snapshot:
@@ -72,19 +90,24 @@ def snapshot(config: Settings, speech: SpeechClient, container: ContainerClient)
 
 
 def run(
-    config: Settings, plan: Callable[[reconcile.Snapshot], list[reconcile.Action]], *, past_due: bool = False
+    config: Settings,
+    plan: Callable[[reconcile.Snapshot], list[reconcile.Action]],
+    *,
+    past_due: bool = False,
+    outbox: Outbox | None = None,
 ) -> RunResult:
     """One reconcile pass. Another pass holding the lock means this one has nothing to add: it is skipped."""
     if past_due:
         log.info("timer is past due; reconciling now")
     speech = context.speech(config)
     container = context.training_container(config)
+    outbox = outbox or Outbox.for_settings(config)
     result = RunResult()
     try:
         with autopilot_lock(container):
             snap = snapshot(config, speech, container)
             result.actions = plan(snap)
-            _execute(result, snap, speech, container)
+            _execute(result, snap, speech, container, outbox)
     except LockBusy:
         log.info("another run holds the autopilot lock; skipping this one")
         result.skipped = True
@@ -92,30 +115,32 @@ def run(
     for action in result.actions:  # the sweep takes the lock per blob, so it runs after releasing it
         if isinstance(action, reconcile.Ingest):
             log.info("sweep: %s has no dataset yet; ingesting it", action.blob_name)
+            blob = container.get_blob_client(action.blob_name)
             try:
-                result.alerts += ingest_blob(config, container.get_blob_client(action.blob_name), trust_tags=False)
-            except (SpeechError, AzureError, LockBusy) as exc:  # the next pass sweeps it again
+                result.alerts += ingest_blob(config, blob, outbox.alerts, trust_state=False)
+            except (SpeechError, AzureError, LockBusy, StateConflict) as exc:  # the next pass sweeps it again
                 result.failed += 1
                 log.warning("sweep of %s failed; the next pass retries it: %s", action.blob_name, exc)
     return result
 
 
-def _execute(result: RunResult, snap: reconcile.Snapshot, speech: SpeechClient, container: ContainerClient) -> None:
-    """Carry out each action; one that fails is logged and retried by a later pass (the plan is idempotent)."""
-    zips = {z.name: z for z in snap.zips}
+def _execute(
+    result: RunResult, snap: reconcile.Snapshot, speech: SpeechClient, container: ContainerClient, outbox: Outbox
+) -> None:
+    """Carry out the plan. What must leave goes first: every alert is delivered and every deploy request sent
+    before any action records it (a token on an entity, `deployRequested`); if that fails, the pass stops and
+    nothing is recorded, so the next pass raises them again (same ids). Then each other action; one that fails is
+    logged and retried by a later pass (the plan is idempotent). A lost lock stops the pass (LockLost)."""
+    result.alerts = [action.alert for action in result.actions if isinstance(action, reconcile.Raise)]
+    outbox.deliver(result.alerts)
+    requests = [action for action in result.actions if isinstance(action, reconcile.RequestDeploy)]
+    for action in requests:
+        log.info("requesting deployment of model %s to %s (%s)", entity_id(action.model), action.locale, action.reason)
+    outbox.deployments([json.dumps(action.message()) for action in requests])
+    result.deployments = [action.message() for action in requests]
     for action in result.actions:
         try:
-            if isinstance(action, reconcile.Raise):
-                result.alerts.append(action.alert)
-            elif isinstance(action, reconcile.RequestDeploy):
-                log.info(
-                    "requesting deployment of model %s to %s (%s)",
-                    entity_id(action.model),
-                    action.locale,
-                    action.reason,
-                )
-                result.deployments.append(action.message())
-            elif isinstance(action, reconcile.CreateModel):
+            if isinstance(action, reconcile.CreateModel):
                 model = speech.create_model(
                     display_name=action.display_name,
                     locale=action.locale,
@@ -138,12 +163,10 @@ def _execute(result: RunResult, snap: reconcile.Snapshot, speech: SpeechClient, 
                     "endpoints": speech.update_endpoint,
                 }[action.collection]
                 update(action.id, custom_properties=dict(action.custom_properties))
-            elif isinstance(action, reconcile.TagBlob):
-                blob = zips.get(action.blob_name)
-                if blob is not None and blob.etag == action.etag:
-                    set_autopilot_tags(container.get_blob_client(action.blob_name), blob.tags, **action.tags)
-                    tags = action.tags
-                    log.info("%s: dataset %s %s", action.blob_name, tags.get(TAG_DATASET), tags[TAG_STATUS])
-        except (SpeechError, AzureError) as exc:
+            elif isinstance(action, reconcile.RecordState):
+                blob = container.get_blob_client(action.blob_name)
+                if write_state(blob, action.state, etag=action.etag, metadata=action.metadata):
+                    log.info("%s: dataset %s %s", action.blob_name, action.state.dataset, action.state.status)
+        except (SpeechError, AzureError, StateConflict) as exc:
             result.failed += 1
             log.warning("action %s failed; a later pass retries it: %s", type(action).__name__, exc)
