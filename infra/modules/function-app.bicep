@@ -70,6 +70,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: Public network access is required for Event Grid to deliver blob events to the webhook (no private endpoints by default); see infra/README.md, "Network choice".
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales to zero by design (no always-ready instances), which keeps the idle cost near zero; timers and queues catch up after a cold start.
   // checkov:skip=CKV_AZURE_213: No HTTP endpoint to probe: the app is driven by timers, queues and Event Grid.
+  // checkov:skip=CKV_AZURE_78: Flex Consumption refuses siteConfig.ftpsState (ARM error 51021); FTP is disabled by the 'ftp' basicPublishingCredentialsPolicies resource (allow: false) below.
   name: name
   location: location
   tags: tags
@@ -85,12 +86,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     clientAffinityEnabled: false
+    // Only site-config properties Flex Consumption supports. Newer Flex stamps refuse the others with ARM error
+    // 51021 (seen: ftpsState, use32BitWorkerProcess, preWarmedInstanceCount, netFrameworkVersion,
+    // functionsRuntimeScaleMonitoringEnabled, linuxFxVersion, functionAppScaleLimit). FTP is off through the
+    // 'ftp' publishing-credentials policy below; remote debugging and Always On don't exist on Flex.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
-      remoteDebuggingEnabled: false
       cors: {
         allowedOrigins: []
       }
