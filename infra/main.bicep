@@ -107,9 +107,9 @@ param datasetUpload string = 'contentUrl'
 @description('Memory of each Flex Consumption instance, in MB.')
 param instanceMemoryMB int = 2048
 
-@minValue(1)
+@minValue(40)
 @maxValue(1000)
-@description('Most Flex Consumption instances the app may scale out to.')
+@description('Most Flex Consumption instances the app may scale out to: 40 (the lowest maximum Flex accepts, and plenty for an app that serializes its Speech changes) to 1000.')
 param maximumInstanceCount int = 40
 
 // ---------------------------------------------------------------------------------------------------------------

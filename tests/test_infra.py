@@ -53,6 +53,11 @@ IDENTITY_STORAGE = {
 }
 # Containers that exist for the platform, not the code: the Flex Consumption deployment package container.
 INFRA_CONTAINER_PREFIXES = ("app-package-",)
+# siteConfig properties a Flex Consumption site may set: what the Flex site-config schema has and Flex honours.
+# Newer Flex stamps refuse others with ARM error 51021 (ftpsState, use32BitWorkerProcess, netFrameworkVersion,
+# linuxFxVersion, functionAppScaleLimit, ...), older stamps ignore them, so a new one needs checking first.
+FLEX_SITE_CONFIG = {"minTlsVersion", "scmMinTlsVersion", "http20Enabled", "cors", "appSettings"}
+FLEX_MAX_INSTANCES = (40, 1000)  # Flex Consumption's lowest and highest maximumInstanceCount
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -600,6 +605,36 @@ def test_registry_modules_are_pinned() -> None:
     assert not unpinned, f"pin registry modules to an exact version: {unpinned}"
 
 
+def flex_problems(infra_dir: Path) -> list[str]:
+    """What Flex Consumption would refuse: site-config properties it doesn't take, scale limits out of its range."""
+    parser = _parser()
+    problems = []
+    for path in sorted(infra_dir.rglob("*.bicep")):
+        doc = parser.parse(file_path=path)
+        for name, resource in (doc.get("resources") or {}).items():
+            if resource.get("type") != "Microsoft.Web/sites":
+                continue
+            properties = _body(resource.get("config") or {}).get("properties") or {}
+            if "functionAppConfig" not in properties:
+                continue
+            for key in sorted(set(properties.get("siteConfig") or {}) - FLEX_SITE_CONFIG):
+                problems.append(f"{path.name}: {name} sets siteConfig.{key}, which Flex Consumption doesn't take")
+        parameter = (doc.get("parameters") or {}).get("maximumInstanceCount")
+        if parameter is not None:
+            bounds = {d["type"]: d.get("argument") for d in parameter.get("decorators") or []}
+            low, high, default = bounds.get("min_value"), bounds.get("max_value"), parameter.get("default")
+            if low is None or high is None or low < FLEX_MAX_INSTANCES[0] or high > FLEX_MAX_INSTANCES[1]:
+                problems.append(f"{path.name}: maximumInstanceCount must be bounded to {FLEX_MAX_INSTANCES}")
+            if default is not None and not (FLEX_MAX_INSTANCES[0] <= default <= FLEX_MAX_INSTANCES[1]):
+                problems.append(f"{path.name}: maximumInstanceCount default {default} is outside {FLEX_MAX_INSTANCES}")
+    return problems
+
+
+def test_flex_consumption_accepts_the_site() -> None:
+    problems = flex_problems(INFRA)
+    assert not problems, "\n".join(problems)
+
+
 def test_parameters_file_matches_main_bicep() -> None:
     main = _parser().parse(file_path=INFRA / "main.bicep")["parameters"]
     given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
@@ -666,6 +701,14 @@ def test_checkov_fails_when_shared_key_access_is_on(infra_copy: Path) -> None:
     failed = {(c["check_id"], c["resource"]) for c in run.failed}
     assert ("CKV_CSA_1", "Microsoft.Storage/storageAccounts.storageAccount") in failed, run.output
     assert run.returncode != 0
+
+
+def test_flex_check_fails_on_refused_site_config_and_scale_limits(infra_copy: Path) -> None:
+    _edit(infra_copy / "modules" / "function-app.bicep", "      http20Enabled: true\n", "      ftpsState: 'Disabled'\n")
+    _edit(infra_copy / "main.bicep", "@minValue(40)\n@maxValue(1000)", "@minValue(1)\n@maxValue(1000)")
+    problems = flex_problems(infra_copy)
+    assert any("siteConfig.ftpsState" in p for p in problems), problems
+    assert any(p.startswith("main.bicep: maximumInstanceCount must be bounded") for p in problems), problems
 
 
 def test_consistency_fails_when_a_queue_exists_only_in_code(

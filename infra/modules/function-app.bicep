@@ -37,9 +37,9 @@ param applicationInsightsName string
 @description('Memory of each instance, in MB.')
 param instanceMemoryMB int = 2048
 
-@minValue(1)
+@minValue(40)
 @maxValue(1000)
-@description('Most instances the app may scale out to.')
+@description('Most instances the app may scale out to; Flex Consumption accepts 40 to 1000.')
 param maximumInstanceCount int = 40
 
 @description('The app\'s own settings (what shared/settings.py reads). Host and identity settings are added here.')
