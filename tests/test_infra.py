@@ -48,6 +48,7 @@ LOCAL_ONLY = {"SPEECH_KEY"}
 IDENTITY_STORAGE = {
     "AzureWebJobsStorage__blobServiceUri",
     "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",  # the host's diagnostic events
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
 }

@@ -1,4 +1,4 @@
-// The Function App on a Flex Consumption plan: Python 3.11, code package pulled from a blob container with the
+// The Function App on a Flex Consumption plan: Python 3.13, code package pulled from a blob container with the
 // user-assigned identity, and identity-based connections everywhere (no AzureWebJobsStorage connection string,
 // no Speech key, Application Insights with Entra ID auth).
 
@@ -54,10 +54,12 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
 }
 
 // Host and identity settings. On Flex Consumption the runtime and version live in functionAppConfig, so
-// FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION must not be set.
+// FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION must not be set. The host keeps its diagnostic events in
+// Table storage, hence the table endpoint (and the Storage Table Data Contributor role) as in the official templates.
 var hostSettings = {
   AzureWebJobsStorage__blobServiceUri: storageAccount.properties.primaryEndpoints.blob
   AzureWebJobsStorage__queueServiceUri: storageAccount.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: storageAccount.properties.primaryEndpoints.table
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AZURE_CLIENT_ID: identityClientId
@@ -113,9 +115,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
       }
+      // The worker library pinned in requirements.txt (azure-functions-runtime) is the 3.13 one.
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
   }

@@ -5,7 +5,10 @@
 //                                                               take leases, get the user delegation key for the
 //                                                               contentUrl SAS, write the host's own blobs and
 //                                                               pull the deployment package.
-//   Storage Queue Data Contributor   on the storage account  - deploy / alert / poison queues and host queues.
+//   Storage Queue Data Contributor   on the storage account  - deploy / alert / poison queues and host queues:
+//                                                               queue triggers, output bindings, and the messages
+//                                                               the app sends itself (QueueClient.send_message).
+//   Storage Table Data Contributor   on the storage account  - the Functions host's diagnostic events table.
 //   Cognitive Services Speech Contributor on the Speech resource - create datasets, models and endpoints
 //                                                               (no key listing: that needs other roles).
 //   Monitoring Metrics Publisher     on Application Insights - send telemetry with Entra ID auth.
@@ -42,6 +45,7 @@ var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageQueueDataReader = '19e7f393-937e-4f77-808e-94535e297925'
+var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var speechContributor = '0e75ca1e-0464-4b4d-8b93-68208a576181'
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
@@ -85,7 +89,18 @@ resource appQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
     principalId: identityPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
-    description: 'Autopilot app: deploy, alert and poison queues.'
+    description: 'Autopilot app: deploy, alert and poison queues (triggers, bindings and direct sends).'
+  }
+}
+
+resource appTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storageAccount.id, identityPrincipalId, storageTableDataContributor)
+  scope: storageAccount
+  properties: {
+    principalId: identityPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    description: 'Autopilot app: the Functions host diagnostic events table.'
   }
 }
 
