@@ -286,7 +286,6 @@ module functionApp 'modules/function-app.bicep' = {
       TRAINING_CONTAINER: trainingContainerName
       DEPLOY_QUEUE: deployQueueName
       ALERT_QUEUE: alertQueueName
-      ALERT_WEBHOOK_URL: alertWebhookUrl
       EXPIRY_WARNING_DAYS: expiryWarningDays
       POLL_SCHEDULE: pollSchedule
       EXPIRY_SCHEDULE: expirySchedule
@@ -298,6 +297,10 @@ module functionApp 'modules/function-app.bicep' = {
       QUALITY_MAX_WER_REGRESSION: qualityMaxWerRegression
       QUALITY_EXPIRY_MAX_WER_REGRESSION: qualityExpiryMaxWerRegression
       DATASET_UPLOAD: datasetUpload
+    }
+    // Secrets go only to the module's @secure() parameter, so they stay out of the deployment history.
+    secretAppSettings: {
+      ALERT_WEBHOOK_URL: alertWebhookUrl
     }
   }
 }

@@ -5,6 +5,8 @@
 3. The Bicep, local.settings.example.json and the code agree: every setting the code reads and every %NAME% a
    binding uses is an app setting in both, every queue and container a binding resolves to exists in the Bicep,
    nothing is set that nobody reads, and SPEECH_KEY is never set in Azure.
+   Flex Consumption takes the site: only site-config properties Flex accepts, scale bounds in Flex's range.
+   Secrets stay secret: a @secure() parameter's value reaches modules only as @secure() parameters, and no output.
 4. Those checks can fail: the same checks over a copy of infra/ with a deliberate mistake do fail.
 
 checkov cannot share a virtualenv with this project's pytest (checkov pins packaging<24, pytest 9 needs >=24), so
@@ -631,6 +633,80 @@ def flex_problems(infra_dir: Path) -> list[str]:
     return problems
 
 
+def _references(node: Any) -> set[str]:
+    """The names an expression as pycep parses it may refer to (a literal spelled like a name counts too)."""
+    if isinstance(node, str):
+        if _IDENTIFIER.match(node):
+            return {node}
+        return {name for expression in _INTERPOLATION.findall(node) for name in _IDENTIFIER_IN.findall(expression)}
+    if isinstance(node, list):
+        return set().union(*(_references(item) for item in node))
+    if isinstance(node, dict):
+        return set().union(*(_references(value) for value in node.values()))
+    return set()
+
+
+_IDENTIFIER_IN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _is_secure(parameter: dict[str, Any]) -> bool:
+    return any(decorator.get("type") == "secure" for decorator in parameter.get("decorators") or [])
+
+
+def secret_flow_problems(infra_dir: Path) -> list[str]:
+    """Where a @secure() parameter's value would be stored in plain text in the deployment history.
+
+    A module's parameters and every template's outputs are kept with the deployment; only @secure() parameters
+    are not. So a value derived from a @secure() parameter (directly or through variables) may be passed to a
+    local module only as a @secure() parameter of that module, never to a registry module (whose parameters we
+    can't see), and never to an output.
+    """
+    parser = _parser()
+    docs = {path.resolve(): parser.parse(file_path=path) for path in sorted(infra_dir.rglob("*.bicep"))}
+    problems = []
+    for path, doc in docs.items():
+        tainted = {name for name, parameter in (doc.get("parameters") or {}).items() if _is_secure(parameter)}
+        variables = doc.get("variables") or {}
+        changed = True
+        while changed:  # variables built from secrets are secrets
+            changed = False
+            for name, variable in variables.items():
+                if name not in tainted and _references(variable.get("value")) & tainted:
+                    tainted.add(name)
+                    changed = True
+        if not tainted:
+            continue
+        where = path.relative_to(infra_dir.resolve())
+        for name, module in (doc.get("modules") or {}).items():
+            passed = _body(module.get("config") or {}).get("params") or {}
+            target = (
+                docs.get((path.parent / module["detail"]["path"]).resolve()) if module.get("type") == "local" else None
+            )
+            for parameter, value in passed.items():
+                secrets = sorted(_references(value) & tainted)
+                if not secrets:
+                    continue
+                if target is None:
+                    problems.append(f"{where}: {', '.join(secrets)} passed to module {name} (not a local module)")
+                elif not _is_secure((target.get("parameters") or {}).get(parameter) or {}):
+                    problems.append(
+                        f"{where}: {', '.join(secrets)} reaches module {name}'s parameter {parameter}, which is not "
+                        "@secure(): it would be stored in plain text in the deployment history"
+                    )
+        for name, output in (doc.get("outputs") or {}).items():
+            secrets = sorted(_references(output.get("value")) & tainted)
+            if secrets:
+                problems.append(f"{where}: output {name} carries {', '.join(secrets)}")
+    return problems
+
+
+def test_secure_parameters_stay_secure() -> None:
+    problems = secret_flow_problems(INFRA)
+    assert not problems, "\n".join(problems)
+    main = _parser().parse(file_path=INFRA / "main.bicep")["parameters"]
+    assert _is_secure(main["alertWebhookUrl"]), "alertWebhookUrl carries a secret: keep it @secure()"
+
+
 def test_flex_consumption_accepts_the_site() -> None:
     problems = flex_problems(INFRA)
     assert not problems, "\n".join(problems)
@@ -710,6 +786,23 @@ def test_flex_check_fails_on_refused_site_config_and_scale_limits(infra_copy: Pa
     problems = flex_problems(infra_copy)
     assert any("siteConfig.ftpsState" in p for p in problems), problems
     assert any(p.startswith("main.bicep: maximumInstanceCount must be bounded") for p in problems), problems
+
+
+def test_secret_check_fails_when_a_secret_reaches_a_plain_module_parameter(infra_copy: Path) -> None:
+    # The mistake of issue #12: the secure webhook URL passed among the module's plain app settings.
+    _edit(
+        infra_copy / "main.bicep",
+        "      ALERT_QUEUE: alertQueueName\n",
+        "      ALERT_QUEUE: alertQueueName\n      ALERT_WEBHOOK_URL: alertWebhookUrl\n",
+    )
+    problems = secret_flow_problems(infra_copy)
+    assert any("alertWebhookUrl reaches module functionApp's parameter appSettings" in p for p in problems), problems
+
+
+def test_secret_check_fails_when_the_module_parameter_loses_secure(infra_copy: Path) -> None:
+    _edit(infra_copy / "modules" / "function-app.bicep", "@secure()\n", "")
+    problems = secret_flow_problems(infra_copy)
+    assert any("parameter secretAppSettings, which is not @secure()" in p for p in problems), problems
 
 
 def test_consistency_fails_when_a_queue_exists_only_in_code(

@@ -45,6 +45,12 @@ param maximumInstanceCount int = 40
 @description('The app\'s own settings (what shared/settings.py reads). Host and identity settings are added here.')
 param appSettings object
 
+// A separate @secure() parameter: a secret passed in appSettings would be stored in plain text with this nested
+// deployment's parameters (deployment history). Secure parameters are never stored or shown there.
+@secure()
+@description('App settings that carry a secret (ALERT_WEBHOOK_URL), merged into the app settings.')
+param secretAppSettings object = {}
+
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -153,7 +159,7 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: appsettings false positive (see above); public network access is decided, with its reason, on functionApp.
   parent: functionApp
   name: 'appsettings'
-  properties: union(appSettings, hostSettings)
+  properties: union(appSettings, secretAppSettings, hostSettings)
 }
 
 @description('Function App name.')
