@@ -129,6 +129,8 @@ var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(r
 var storageAccountName = 'st${resourceToken}'
 var speechAccountName = 'spch-${resourceToken}'
 var systemTopicName = 'evgt-${resourceToken}'
+// Where Event Grid puts blob events it could not deliver to the app's webhook (scripts/postdeploy.* wire it).
+var deadLetterContainerName = 'deadletter'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -187,6 +189,7 @@ module storage 'modules/storage.bicep' = {
     containerNames: [
       trainingContainerName
       deploymentContainerName
+      deadLetterContainerName
     ]
     queueNames: [
       deployQueueName
@@ -208,6 +211,8 @@ module speech 'modules/speech.bicep' = {
 
 // Blob events of the storage account. The subscription to the app's blob webhook is created by
 // scripts/postdeploy.sh, because the webhook's blobs_extension key only exists once the code is deployed.
+// The topic's system-assigned identity writes undeliverable events to the dead-letter container (storage takes
+// no Shared Key, so dead-lettering goes through Entra ID: Event Grid's documented managed-identity approach).
 module systemTopic 'br/public:avm/res/event-grid/system-topic:0.6.1' = {
   name: 'event-grid-system-topic'
   scope: rg
@@ -217,6 +222,9 @@ module systemTopic 'br/public:avm/res/event-grid/system-topic:0.6.1' = {
     tags: tags
     source: storage.outputs.resourceId
     topicType: 'Microsoft.Storage.StorageAccounts'
+    managedIdentities: {
+      systemAssigned: true
+    }
   }
 }
 
@@ -233,6 +241,8 @@ module roles 'modules/role-assignments.bicep' = {
     speechAccountName: speech.outputs.name
     applicationInsightsName: appInsights.outputs.name
     trainingContainerName: trainingContainerName
+    systemTopicName: systemTopic.outputs.name
+    deadLetterContainerName: deadLetterContainerName
     userPrincipalId: principalId
     userPrincipalType: principalType
   }
@@ -334,11 +344,13 @@ output SERVICE_API_URI string = functionApp.outputs.uri
 output AZURE_FUNCTION_HOSTNAME string = functionApp.outputs.defaultHostName
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_ACCOUNT_ID string = storage.outputs.resourceId
 output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
 output TRAINING_CONTAINER_NAME string = trainingContainerName
 output DEPLOY_QUEUE_NAME string = deployQueueName
 output ALERT_QUEUE_NAME string = alertQueueName
 output EVENTGRID_SYSTEM_TOPIC_NAME string = systemTopicName
+output EVENTGRID_DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output SPEECH_ENDPOINT string = speech.outputs.endpoint
 output SPEECH_RESOURCE_NAME string = speech.outputs.name
 output APPLICATIONINSIGHTS_NAME string = appInsights.outputs.name

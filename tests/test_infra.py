@@ -417,12 +417,14 @@ def consistency_problems(
         if local is not None and (_target(binding, local) or (kind, ""))[1] != name:
             problems.append(f"{binding.function}: {binding.expression} is {name!r} in Azure but {local!r} locally")
 
-    # Queues and containers nobody uses.
+    # Queues and containers nobody uses (the Event Grid dead-letter container is used by the hooks, checked below).
+    dead_letter = bicep.outputs.get("EVENTGRID_DEADLETTER_CONTAINER_NAME")
     for queue in bicep.queues:
         if queue not in used["queue"]:
             problems.append(f"queue {queue!r} is created by the Bicep but no binding uses it")
     for container in bicep.containers:
-        if container not in used["container"] and not str(container).startswith(INFRA_CONTAINER_PREFIXES):
+        infra = str(container).startswith(INFRA_CONTAINER_PREFIXES) or container == dead_letter
+        if container not in used["container"] and not infra:
             problems.append(f"container {container!r} is created by the Bicep but no binding uses it")
 
     # The postdeploy hook subscribes the Event Grid blob trigger: same function, same container.
@@ -435,9 +437,18 @@ def consistency_problems(
             ("postdeploy.sh", r'^INGEST_FUNCTION="([^"]+)"'),
             ("postdeploy.ps1", r"^\$IngestFunction = '([^']+)'"),
         ):
-            match = re.search(pattern, (scripts_dir / script).read_text(), re.MULTILINE)
+            text = (scripts_dir / script).read_text()
+            match = re.search(pattern, text, re.MULTILINE)
             if not match or match.group(1) != trigger.function:
                 problems.append(f"scripts/{script} does not subscribe the Event Grid blob trigger {trigger.function}")
+            # Undeliverable events go to the dead-letter container the Bicep creates, written with an identity
+            # (the storage account takes no Shared Key).
+            if "--deadletter-identity-endpoint" not in text or "EVENTGRID_DEADLETTER_CONTAINER_NAME" not in text:
+                problems.append(f"scripts/{script} does not dead-letter into EVENTGRID_DEADLETTER_CONTAINER_NAME")
+        if not isinstance(dead_letter, str) or dead_letter not in bicep.containers:
+            problems.append(
+                f"output EVENTGRID_DEADLETTER_CONTAINER_NAME ({dead_letter!r}) is not a container of the Bicep"
+            )
         container = _resolve(trigger.expression, azure)
         output = bicep.outputs.get("TRAINING_CONTAINER_NAME")
         if container is None or output != container.split("/", 1)[0]:
@@ -764,6 +775,7 @@ def test_bicep_queues_and_containers() -> None:
     bicep = read_bicep(INFRA)
     assert sorted(bicep.queues) == ["speech-alerts", "speech-deployments", "speech-deployments-poison"]
     assert "training" in bicep.containers
+    assert "deadletter" in bicep.containers, "the Event Grid subscription's dead-letter container is missing"
     assert any(str(c).startswith("app-package-") for c in bicep.containers), "Flex deployment container missing"
 
 
@@ -824,6 +836,16 @@ def test_consistency_fails_on_speech_key_and_unread_settings(
     problems = consistency_problems(infra_copy, code, local_settings, SCRIPTS)
     assert any(p.startswith("SPEECH_KEY must not be set in Azure") for p in problems), problems
     assert any("UNUSED_FLAG" in p and "not read by the code" in p for p in problems), problems
+
+
+def test_consistency_fails_when_the_hook_drops_dead_lettering(
+    tmp_path: Path, code: CodeNames, local_settings: dict[str, Any]
+) -> None:
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS, scripts)
+    _edit(scripts / "postdeploy.sh", '  --deadletter-identity-endpoint "$deadletter" \\\n', "")
+    problems = consistency_problems(INFRA, code, local_settings, scripts)
+    assert "scripts/postdeploy.sh does not dead-letter into EVENTGRID_DEADLETTER_CONTAINER_NAME" in problems, problems
 
 
 def test_consistency_fails_when_code_reads_an_undeclared_setting(
