@@ -99,6 +99,15 @@ param qualityExpiryMaxWerRegression string = '2'
 @description('How a dropped zip reaches the Speech service: contentUrl (a read-only SAS) or blocks (the app streams it; for storage the service cannot reach) (app setting DATASET_UPLOAD).')
 param datasetUpload string = 'contentUrl'
 
+@description('Turn on App Service Authentication (Easy Auth v2) on the Function App, for its HTTP functions (the status page, GET /api/status): every request then needs a Microsoft Entra ID access token for appServiceAuthClientId, otherwise 401. The Event Grid blob webhook (/runtime/webhooks/blobs) stays reachable with its system key. Off by default.')
+param enableAppServiceAuth bool = false
+
+@description('Application (client) id of the Entra ID app registration that represents the Function App: tokens must be issued for it (audience api://<id> or <id>). Required when enableAppServiceAuth is true (without it no token is accepted: every request but the blob webhook gets 401).')
+param appServiceAuthClientId string = ''
+
+@description('Entra ID tenant (id) that issues the tokens. Empty: the tenant of the subscription.')
+param appServiceAuthTenantId string = ''
+
 @allowed([
   512
   2048
@@ -287,6 +296,9 @@ module functionApp 'modules/function-app.bicep' = {
     applicationInsightsName: appInsights.outputs.name
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    enableAppServiceAuth: enableAppServiceAuth
+    appServiceAuthClientId: appServiceAuthClientId
+    appServiceAuthTenantId: empty(appServiceAuthTenantId) ? tenant().tenantId : appServiceAuthTenantId
     // What the app code reads (shared/settings.py). SPEECH_KEY is deliberately absent: the app authenticates to
     // Speech with the managed identity (Entra ID); the Speech resource has local auth disabled anyway.
     appSettings: {

@@ -718,6 +718,21 @@ def test_secure_parameters_stay_secure() -> None:
     assert _is_secure(main["alertWebhookUrl"]), "alertWebhookUrl carries a secret: keep it @secure()"
 
 
+def test_app_service_auth_keeps_the_blob_webhook_open() -> None:
+    """Easy Auth (off by default) must not lock Event Grid out: it calls the webhook with a system key, no token."""
+    doc = _parser().parse(file_path=INFRA / "modules" / "function-app.bicep")
+    configs = [r for r in doc["resources"].values() if r["type"] == "Microsoft.Web/sites/config"]
+    auth = [_body(r["config"]) for r in configs if _body(r["config"]).get("name") == "authsettingsV2"]
+    assert len(auth) == 1, "expected one authsettingsV2 config on the Function App"
+    validation = auth[0]["properties"]["globalValidation"]
+    assert validation["requireAuthentication"] is True and validation["unauthenticatedClientAction"] == "Return401"
+    assert auth[0]["properties"]["platform"]["enabled"] == "enableAppServiceAuth", "on only when the operator says"
+    webhook = "/runtime/webhooks/blobs"
+    assert webhook in validation["excludedPaths"]
+    for script in ("postdeploy.sh", "postdeploy.ps1"):
+        assert f"{webhook}?functionName=" in (SCRIPTS / script).read_text(), script
+
+
 def test_flex_consumption_accepts_the_site() -> None:
     problems = flex_problems(INFRA)
     assert not problems, "\n".join(problems)

@@ -42,6 +42,15 @@ param instanceMemoryMB int = 2048
 @description('Most instances the app may scale out to; Flex Consumption accepts 40 to 1000.')
 param maximumInstanceCount int = 40
 
+@description('App Service Authentication (Easy Auth v2) on: requests need an Entra ID token, except the blob webhook.')
+param enableAppServiceAuth bool = false
+
+@description('Client id of the Entra ID app registration tokens are issued for (required when enableAppServiceAuth).')
+param appServiceAuthClientId string = ''
+
+@description('Entra ID tenant id that issues the tokens.')
+param appServiceAuthTenantId string = ''
+
 @description('The app\'s own settings (what shared/settings.py reads). Host and identity settings are added here.')
 param appSettings object
 
@@ -160,6 +169,59 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
   properties: union(appSettings, secretAppSettings, hostSettings)
+}
+
+// App Service Authentication (Easy Auth v2) for the HTTP functions (the status page, auth level FUNCTION: a caller
+// needs a token and the function key). Unauthenticated requests get 401, no login redirect: the callers are
+// scripts and services. The Event Grid blob webhook is excluded: Event Grid calls it with the blobs_extension
+// system key and no token. Always deployed, enabled or not, so turning it off again really switches it off. No
+// client secret: validating bearer tokens needs none.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: authsettingsV2 false positive (checkov expects the v1 shape); this resource is the authentication setting, on when the operator sets enableAppServiceAuth (infra/README.md, "App Service Authentication").
+  // checkov:skip=CKV_AZURE_63: authsettingsV2 false positive (a 'web' config check); HTTP file-system logs don't exist on Flex Consumption.
+  // checkov:skip=CKV_AZURE_65: authsettingsV2 false positive (a 'web' config check); detailed error pages don't exist on Flex Consumption.
+  // checkov:skip=CKV_AZURE_66: authsettingsV2 false positive (a 'web' config check); failed request tracing doesn't exist on Flex Consumption.
+  // checkov:skip=CKV_AZURE_80: authsettingsV2 false positive (a 'web' config check); .NET Framework version, and this is a Python app.
+  // checkov:skip=CKV_AZURE_88: authsettingsV2 false positive (a 'web' config check); Flex Consumption uses a blob deployment container, not Azure Files.
+  // checkov:skip=CKV_AZURE_222: authsettingsV2 false positive (a 'web' config check); public network access is decided, with its reason, on functionApp.
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: enableAppServiceAuth
+      runtimeVersion: '~1'
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/runtime/webhooks/blobs'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: empty(appServiceAuthClientId) ? {} : {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: appServiceAuthClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${appServiceAuthTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${appServiceAuthClientId}'
+            appServiceAuthClientId
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
 }
 
 @description('Function App name.')
