@@ -744,6 +744,13 @@ def test_parameters_file_matches_main_bicep() -> None:
     required = {name for name, param in main.items() if param.get("default") is None}
     assert required <= set(given), f"azd cannot fill required parameters: {sorted(required - set(given))}"
     assert set(given) <= set(main), f"main.parameters.json sets unknown parameters: {sorted(set(given) - set(main))}"
+    # ${NAME=default}: azd's fallback when NAME isn't set must be the Bicep default, so both say the same.
+    for name, entry in given.items():
+        fallback = re.fullmatch(r"\$\{[A-Z0-9_]+=(.*)\}", str(entry.get("value")))
+        default = main[name].get("default")
+        if fallback and not isinstance(default, (dict, list)):
+            expected = str(default).lower() if isinstance(default, bool) else str(default)
+            assert fallback.group(1) == expected, f"{name}: main.parameters.json falls back to {fallback.group(1)!r}"
 
 
 def test_azure_yaml_wires_the_hook_and_the_service() -> None:
