@@ -473,7 +473,7 @@ def _checkov_binary() -> str:
             return candidate
     pytest.fail(
         "checkov not found. It needs its own virtualenv (it pins packaging<24; pytest 9 needs >=24):\n"
-        "  python3.11 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov==3.3.30\n"
+        "  python3.13 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov==3.3.30\n"
         "or point CHECKOV_BIN at an existing checkov executable."
     )
 
