@@ -186,6 +186,10 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: authsettingsV2 false positive (a 'web' config check); public network access is decided, with its reason, on functionApp.
   parent: functionApp
   name: 'authsettingsV2'
+  // One site-config update at a time: App Service can refuse concurrent ones with a 409.
+  dependsOn: [
+    settings
+  ]
   properties: {
     platform: {
       enabled: enableAppServiceAuth
