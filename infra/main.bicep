@@ -99,6 +99,15 @@ param qualityExpiryMaxWerRegression string = '2'
 @description('How a dropped zip reaches the Speech service: contentUrl (a read-only SAS) or blocks (the app streams it; for storage the service cannot reach) (app setting DATASET_UPLOAD).')
 param datasetUpload string = 'contentUrl'
 
+@description('Turn on App Service Authentication (Easy Auth v2) on the Function App, for its HTTP functions (the status page, GET /api/status): every request then needs a Microsoft Entra ID access token for appServiceAuthClientId, otherwise 401. The Event Grid blob webhook (/runtime/webhooks/blobs) stays reachable with its system key. Off by default.')
+param enableAppServiceAuth bool = false
+
+@description('Application (client) id of the Entra ID app registration that represents the Function App: tokens must be issued for it (audience api://<id> or <id>). Required when enableAppServiceAuth is true (without it no token is accepted: every request but the blob webhook gets 401).')
+param appServiceAuthClientId string = ''
+
+@description('Entra ID tenant (id) that issues the tokens. Empty: the tenant of the subscription.')
+param appServiceAuthTenantId string = ''
+
 @allowed([
   512
   2048
@@ -107,9 +116,9 @@ param datasetUpload string = 'contentUrl'
 @description('Memory of each Flex Consumption instance, in MB.')
 param instanceMemoryMB int = 2048
 
-@minValue(1)
+@minValue(40)
 @maxValue(1000)
-@description('Most Flex Consumption instances the app may scale out to.')
+@description('Most Flex Consumption instances the app may scale out to: 40 (the lowest maximum Flex accepts, and plenty for an app that serializes its Speech changes) to 1000.')
 param maximumInstanceCount int = 40
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -129,6 +138,8 @@ var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(r
 var storageAccountName = 'st${resourceToken}'
 var speechAccountName = 'spch-${resourceToken}'
 var systemTopicName = 'evgt-${resourceToken}'
+// Where Event Grid puts blob events it could not deliver to the app's webhook (scripts/postdeploy.* wire it).
+var deadLetterContainerName = 'deadletter'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -187,6 +198,7 @@ module storage 'modules/storage.bicep' = {
     containerNames: [
       trainingContainerName
       deploymentContainerName
+      deadLetterContainerName
     ]
     queueNames: [
       deployQueueName
@@ -208,6 +220,8 @@ module speech 'modules/speech.bicep' = {
 
 // Blob events of the storage account. The subscription to the app's blob webhook is created by
 // scripts/postdeploy.sh, because the webhook's blobs_extension key only exists once the code is deployed.
+// The topic's system-assigned identity writes undeliverable events to the dead-letter container (storage takes
+// no Shared Key, so dead-lettering goes through Entra ID: Event Grid's documented managed-identity approach).
 module systemTopic 'br/public:avm/res/event-grid/system-topic:0.6.1' = {
   name: 'event-grid-system-topic'
   scope: rg
@@ -217,6 +231,9 @@ module systemTopic 'br/public:avm/res/event-grid/system-topic:0.6.1' = {
     tags: tags
     source: storage.outputs.resourceId
     topicType: 'Microsoft.Storage.StorageAccounts'
+    managedIdentities: {
+      systemAssigned: true
+    }
   }
 }
 
@@ -233,6 +250,8 @@ module roles 'modules/role-assignments.bicep' = {
     speechAccountName: speech.outputs.name
     applicationInsightsName: appInsights.outputs.name
     trainingContainerName: trainingContainerName
+    systemTopicName: systemTopic.outputs.name
+    deadLetterContainerName: deadLetterContainerName
     userPrincipalId: principalId
     userPrincipalType: principalType
   }
@@ -277,6 +296,9 @@ module functionApp 'modules/function-app.bicep' = {
     applicationInsightsName: appInsights.outputs.name
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    enableAppServiceAuth: enableAppServiceAuth
+    appServiceAuthClientId: appServiceAuthClientId
+    appServiceAuthTenantId: empty(appServiceAuthTenantId) ? tenant().tenantId : appServiceAuthTenantId
     // What the app code reads (shared/settings.py). SPEECH_KEY is deliberately absent: the app authenticates to
     // Speech with the managed identity (Entra ID); the Speech resource has local auth disabled anyway.
     appSettings: {
@@ -286,7 +308,6 @@ module functionApp 'modules/function-app.bicep' = {
       TRAINING_CONTAINER: trainingContainerName
       DEPLOY_QUEUE: deployQueueName
       ALERT_QUEUE: alertQueueName
-      ALERT_WEBHOOK_URL: alertWebhookUrl
       EXPIRY_WARNING_DAYS: expiryWarningDays
       POLL_SCHEDULE: pollSchedule
       EXPIRY_SCHEDULE: expirySchedule
@@ -298,6 +319,10 @@ module functionApp 'modules/function-app.bicep' = {
       QUALITY_MAX_WER_REGRESSION: qualityMaxWerRegression
       QUALITY_EXPIRY_MAX_WER_REGRESSION: qualityExpiryMaxWerRegression
       DATASET_UPLOAD: datasetUpload
+    }
+    // Secrets go only to the module's @secure() parameter, so they stay out of the deployment history.
+    secretAppSettings: {
+      ALERT_WEBHOOK_URL: alertWebhookUrl
     }
   }
 }
@@ -331,11 +356,13 @@ output SERVICE_API_URI string = functionApp.outputs.uri
 output AZURE_FUNCTION_HOSTNAME string = functionApp.outputs.defaultHostName
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_ACCOUNT_ID string = storage.outputs.resourceId
 output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
 output TRAINING_CONTAINER_NAME string = trainingContainerName
 output DEPLOY_QUEUE_NAME string = deployQueueName
 output ALERT_QUEUE_NAME string = alertQueueName
 output EVENTGRID_SYSTEM_TOPIC_NAME string = systemTopicName
+output EVENTGRID_DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output SPEECH_ENDPOINT string = speech.outputs.endpoint
 output SPEECH_RESOURCE_NAME string = speech.outputs.name
 output APPLICATIONINSIGHTS_NAME string = appInsights.outputs.name

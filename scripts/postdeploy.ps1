@@ -1,5 +1,6 @@
 # azd postdeploy hook (Windows): subscribe the app's blob-trigger webhook to BlobCreated events of the training
-# container. Same steps as scripts/postdeploy.sh; see the comments there. Never prints the webhook URL (it carries
+# container, dead-lettering undeliverable events into the deadletter container with the system topic's managed
+# identity. Same steps as scripts/postdeploy.sh; see the comments there. Never prints the webhook URL (it carries
 # the blobs_extension key).
 $ErrorActionPreference = 'Stop'
 
@@ -7,9 +8,10 @@ $ErrorActionPreference = 'Stop'
 $IngestFunction = 'ingest_zip'
 $SubscriptionName = 'training-zip-created'
 
-foreach ($name in 'AZURE_RESOURCE_GROUP', 'AZURE_FUNCTION_NAME', 'EVENTGRID_SYSTEM_TOPIC_NAME', 'TRAINING_CONTAINER_NAME') {
+foreach ($name in 'AZURE_RESOURCE_GROUP', 'AZURE_FUNCTION_NAME', 'EVENTGRID_SYSTEM_TOPIC_NAME', 'TRAINING_CONTAINER_NAME',
+    'AZURE_STORAGE_ACCOUNT_ID', 'EVENTGRID_DEADLETTER_CONTAINER_NAME') {
     if (-not [Environment]::GetEnvironmentVariable($name)) {
-        Write-Error "postdeploy: $name is not set; run this through azd (azd up / azd deploy) or export the azd outputs"
+        Write-Error "postdeploy: $name is not set; run this through azd (azd provision first if the infrastructure is older)"
     }
 }
 if (-not (Get-Command az -ErrorAction SilentlyContinue)) {
@@ -40,13 +42,15 @@ for ($attempt = 1; -not $key; $attempt++) {
 $endpoint = "https://$hostName/runtime/webhooks/blobs?functionName=Host.Functions.$IngestFunction&code=$key"
 # az is a .cmd script on Windows: without literal quotes cmd.exe would cut the URL at '&'.
 $endpointArg = if ($IsWindows -or $env:OS -eq 'Windows_NT') { '"' + $endpoint + '"' } else { $endpoint }
+$storageId = $env:AZURE_STORAGE_ACCOUNT_ID
+$deadletter = "$storageId/blobServices/default/containers/$($env:EVENTGRID_DEADLETTER_CONTAINER_NAME)"
 
 Write-Host "postdeploy: subscribing $IngestFunction to BlobCreated events of container $container (*.zip)"
 for ($attempt = 1; ; $attempt++) {
-    az eventgrid system-topic event-subscription create `
+    # On the storage account (the system topic's source): only this form takes a dead-letter identity.
+    az eventgrid event-subscription create `
         --name $SubscriptionName `
-        --resource-group $group `
-        --system-topic-name $env:EVENTGRID_SYSTEM_TOPIC_NAME `
+        --source-resource-id $storageId `
         --endpoint-type webhook `
         --endpoint $endpointArg `
         --included-event-types Microsoft.Storage.BlobCreated `
@@ -54,6 +58,8 @@ for ($attempt = 1; ; $attempt++) {
         --subject-ends-with '.zip' `
         --max-delivery-attempts 30 `
         --event-ttl 1440 `
+        --deadletter-identity systemassigned `
+        --deadletter-identity-endpoint $deadletter `
         --only-show-errors --output none
     if ($LASTEXITCODE -eq 0) { break }
     if ($attempt -ge 5) {
@@ -62,4 +68,4 @@ for ($attempt = 1; ; $attempt++) {
     Write-Host "postdeploy: retrying in 20 s (attempt $attempt of 5)"
     Start-Sleep -Seconds 20
 }
-Write-Host "postdeploy: Event Grid subscription $SubscriptionName is in place"
+Write-Host "postdeploy: Event Grid subscription $SubscriptionName is in place on system topic $($env:EVENTGRID_SYSTEM_TOPIC_NAME) (dead letters: container $($env:EVENTGRID_DEADLETTER_CONTAINER_NAME))"

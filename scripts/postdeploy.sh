@@ -5,8 +5,14 @@
 # host has started with the code that has the Event Grid blob trigger. Idempotent: re-running updates the
 # subscription in place (the key is stable across deployments).
 #
+# Events Event Grid cannot deliver (30 attempts or 24 hours) are dead-lettered as blobs into the deadletter
+# container, written by the system topic's managed identity (storage takes no Shared Key). The system-topic
+# subcommand of the Azure CLI has no dead-letter identity option, so the subscription is created on the storage
+# account, the source of the system topic, which puts it on that system topic.
+#
 # Reads azd outputs from the environment (azd exports them to hooks): AZURE_RESOURCE_GROUP, AZURE_FUNCTION_NAME,
-# EVENTGRID_SYSTEM_TOPIC_NAME, TRAINING_CONTAINER_NAME and, if set, AZURE_FUNCTION_HOSTNAME.
+# EVENTGRID_SYSTEM_TOPIC_NAME, TRAINING_CONTAINER_NAME, AZURE_STORAGE_ACCOUNT_ID,
+# EVENTGRID_DEADLETTER_CONTAINER_NAME and, if set, AZURE_FUNCTION_HOSTNAME.
 # Never prints the webhook URL: it carries the key.
 set -eu
 
@@ -14,10 +20,11 @@ set -eu
 INGEST_FUNCTION="ingest_zip"
 SUBSCRIPTION_NAME="training-zip-created"
 
-for var in AZURE_RESOURCE_GROUP AZURE_FUNCTION_NAME EVENTGRID_SYSTEM_TOPIC_NAME TRAINING_CONTAINER_NAME; do
+for var in AZURE_RESOURCE_GROUP AZURE_FUNCTION_NAME EVENTGRID_SYSTEM_TOPIC_NAME TRAINING_CONTAINER_NAME \
+  AZURE_STORAGE_ACCOUNT_ID EVENTGRID_DEADLETTER_CONTAINER_NAME; do
   eval "value=\${$var:-}"
   if [ -z "$value" ]; then
-    echo "postdeploy: $var is not set; run this through azd (azd up / azd deploy) or export the azd outputs" >&2
+    echo "postdeploy: $var is not set; run this through azd (azd provision first if the infrastructure is older)" >&2
     exit 1
   fi
 done
@@ -55,14 +62,15 @@ while [ -z "$key" ]; do
 done
 
 endpoint="https://$host/runtime/webhooks/blobs?functionName=Host.Functions.$INGEST_FUNCTION&code=$key"
+deadletter="$AZURE_STORAGE_ACCOUNT_ID/blobServices/default/containers/$EVENTGRID_DEADLETTER_CONTAINER_NAME"
 
-# Event Grid validates the webhook when the subscription is created; retry in case the app is still cold.
+# Event Grid validates the webhook when the subscription is created; retry in case the app is still cold (or the
+# system topic's role on the dead-letter container is still propagating after a first provision).
 echo "postdeploy: subscribing $INGEST_FUNCTION to BlobCreated events of container $TRAINING_CONTAINER_NAME (*.zip)"
 attempt=0
-until az eventgrid system-topic event-subscription create \
+until az eventgrid event-subscription create \
   --name "$SUBSCRIPTION_NAME" \
-  --resource-group "$group" \
-  --system-topic-name "$EVENTGRID_SYSTEM_TOPIC_NAME" \
+  --source-resource-id "$AZURE_STORAGE_ACCOUNT_ID" \
   --endpoint-type webhook \
   --endpoint "$endpoint" \
   --included-event-types Microsoft.Storage.BlobCreated \
@@ -70,6 +78,8 @@ until az eventgrid system-topic event-subscription create \
   --subject-ends-with ".zip" \
   --max-delivery-attempts 30 \
   --event-ttl 1440 \
+  --deadletter-identity systemassigned \
+  --deadletter-identity-endpoint "$deadletter" \
   --only-show-errors --output none; do
   attempt=$((attempt + 1))
   if [ "$attempt" -ge 5 ]; then
@@ -80,4 +90,5 @@ until az eventgrid system-topic event-subscription create \
   echo "postdeploy: retrying in 20 s (attempt $attempt of 5)"
   sleep 20
 done
-echo "postdeploy: Event Grid subscription $SUBSCRIPTION_NAME is in place"
+echo "postdeploy: Event Grid subscription $SUBSCRIPTION_NAME is in place on system topic" \
+  "$EVENTGRID_SYSTEM_TOPIC_NAME (dead letters: container $EVENTGRID_DEADLETTER_CONTAINER_NAME)"

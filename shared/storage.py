@@ -32,6 +32,9 @@ from shared.settings import StorageConnection
 log = logging.getLogger("autopilot.storage")
 
 SAS_START_SKEW = timedelta(minutes=15)
+# Azure refuses a user delegation key whose start or expiry is more than 7 days from the service's clock. The key's
+# expiry is kept SAS_START_SKEW inside that, so a client clock up to that far ahead of the service still passes.
+USER_DELEGATION_KEY_MAX = timedelta(days=7)
 LEASE_CALL_TIMEOUT = 10  # seconds for one acquire/renew/release call
 RENEW_RETRY_SECONDS = 2.0
 META_PREFIX = "autopilot_"  # the app's metadata keys on a zip (C# identifiers, as metadata names must be)
@@ -84,6 +87,8 @@ def content_sas_url(blob: BlobClient, lifetime_hours: int, now: datetime | None 
 
     Account-key SAS when the client holds a shared key (Azurite, key connection strings), otherwise a
     user-delegation SAS (managed identity in Azure). HTTPS only, except for a plain-http emulator endpoint.
+    A user-delegation SAS never outlives its key, and the key is requested within 7 days of now (Azure's limit),
+    so at the longest lifetime (168 hours) that SAS ends SAS_START_SKEW early.
     """
     now = now or datetime.now(UTC)
     start, expiry = now - SAS_START_SKEW, now + timedelta(hours=lifetime_hours)
@@ -101,9 +106,10 @@ def content_sas_url(blob: BlobClient, lifetime_hours: int, now: datetime | None 
     if account_key:
         token = generate_blob_sas(account_key=account_key, **common)
     else:
+        expiry = min(expiry, now + USER_DELEGATION_KEY_MAX - SAS_START_SKEW)
         service = BlobServiceClient(account_url=f"{blob.scheme}://{blob.primary_hostname}", credential=credential)
         key = service.get_user_delegation_key(key_start_time=start, key_expiry_time=expiry)
-        token = generate_blob_sas(user_delegation_key=key, **common)
+        token = generate_blob_sas(user_delegation_key=key, **{**common, "expiry": expiry})
     return f"{blob.url}?{token}"
 
 

@@ -5,6 +5,8 @@
 3. The Bicep, local.settings.example.json and the code agree: every setting the code reads and every %NAME% a
    binding uses is an app setting in both, every queue and container a binding resolves to exists in the Bicep,
    nothing is set that nobody reads, and SPEECH_KEY is never set in Azure.
+   Flex Consumption takes the site: only site-config properties Flex accepts, scale bounds in Flex's range.
+   Secrets stay secret: a @secure() parameter's value reaches modules only as @secure() parameters, and no output.
 4. Those checks can fail: the same checks over a copy of infra/ with a deliberate mistake do fail.
 
 checkov cannot share a virtualenv with this project's pytest (checkov pins packaging<24, pytest 9 needs >=24), so
@@ -48,11 +50,17 @@ LOCAL_ONLY = {"SPEECH_KEY"}
 IDENTITY_STORAGE = {
     "AzureWebJobsStorage__blobServiceUri",
     "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",  # the host's diagnostic events
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
 }
 # Containers that exist for the platform, not the code: the Flex Consumption deployment package container.
 INFRA_CONTAINER_PREFIXES = ("app-package-",)
+# siteConfig properties a Flex Consumption site may set: what the Flex site-config schema has and Flex honours.
+# Newer Flex stamps refuse others with ARM error 51021 (ftpsState, use32BitWorkerProcess, netFrameworkVersion,
+# linuxFxVersion, functionAppScaleLimit, ...), older stamps ignore them, so a new one needs checking first.
+FLEX_SITE_CONFIG = {"minTlsVersion", "scmMinTlsVersion", "http20Enabled", "cors", "appSettings"}
+FLEX_MAX_INSTANCES = (40, 1000)  # Flex Consumption's lowest and highest maximumInstanceCount
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -401,12 +409,14 @@ def consistency_problems(
         if local is not None and (_target(binding, local) or (kind, ""))[1] != name:
             problems.append(f"{binding.function}: {binding.expression} is {name!r} in Azure but {local!r} locally")
 
-    # Queues and containers nobody uses.
+    # Queues and containers nobody uses (the Event Grid dead-letter container is used by the hooks, checked below).
+    dead_letter = bicep.outputs.get("EVENTGRID_DEADLETTER_CONTAINER_NAME")
     for queue in bicep.queues:
         if queue not in used["queue"]:
             problems.append(f"queue {queue!r} is created by the Bicep but no binding uses it")
     for container in bicep.containers:
-        if container not in used["container"] and not str(container).startswith(INFRA_CONTAINER_PREFIXES):
+        infra = str(container).startswith(INFRA_CONTAINER_PREFIXES) or container == dead_letter
+        if container not in used["container"] and not infra:
             problems.append(f"container {container!r} is created by the Bicep but no binding uses it")
 
     # The postdeploy hook subscribes the Event Grid blob trigger: same function, same container.
@@ -419,9 +429,18 @@ def consistency_problems(
             ("postdeploy.sh", r'^INGEST_FUNCTION="([^"]+)"'),
             ("postdeploy.ps1", r"^\$IngestFunction = '([^']+)'"),
         ):
-            match = re.search(pattern, (scripts_dir / script).read_text(), re.MULTILINE)
+            text = (scripts_dir / script).read_text()
+            match = re.search(pattern, text, re.MULTILINE)
             if not match or match.group(1) != trigger.function:
                 problems.append(f"scripts/{script} does not subscribe the Event Grid blob trigger {trigger.function}")
+            # Undeliverable events go to the dead-letter container the Bicep creates, written with an identity
+            # (the storage account takes no Shared Key).
+            if "--deadletter-identity-endpoint" not in text or "EVENTGRID_DEADLETTER_CONTAINER_NAME" not in text:
+                problems.append(f"scripts/{script} does not dead-letter into EVENTGRID_DEADLETTER_CONTAINER_NAME")
+        if not isinstance(dead_letter, str) or dead_letter not in bicep.containers:
+            problems.append(
+                f"output EVENTGRID_DEADLETTER_CONTAINER_NAME ({dead_letter!r}) is not a container of the Bicep"
+            )
         container = _resolve(trigger.expression, azure)
         output = bicep.outputs.get("TRAINING_CONTAINER_NAME")
         if container is None or output != container.split("/", 1)[0]:
@@ -446,7 +465,7 @@ def _checkov_binary() -> str:
             return candidate
     pytest.fail(
         "checkov not found. It needs its own virtualenv (it pins packaging<24; pytest 9 needs >=24):\n"
-        "  python3.11 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov==3.3.30\n"
+        "  python3.13 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov==3.3.30\n"
         "or point CHECKOV_BIN at an existing checkov executable."
     )
 
@@ -594,12 +613,138 @@ def test_registry_modules_are_pinned() -> None:
     assert not unpinned, f"pin registry modules to an exact version: {unpinned}"
 
 
+def flex_problems(infra_dir: Path) -> list[str]:
+    """What Flex Consumption would refuse: site-config properties it doesn't take, scale limits out of its range."""
+    parser = _parser()
+    problems = []
+    for path in sorted(infra_dir.rglob("*.bicep")):
+        doc = parser.parse(file_path=path)
+        for name, resource in (doc.get("resources") or {}).items():
+            if resource.get("type") != "Microsoft.Web/sites":
+                continue
+            properties = _body(resource.get("config") or {}).get("properties") or {}
+            if "functionAppConfig" not in properties:
+                continue
+            for key in sorted(set(properties.get("siteConfig") or {}) - FLEX_SITE_CONFIG):
+                problems.append(f"{path.name}: {name} sets siteConfig.{key}, which Flex Consumption doesn't take")
+        parameter = (doc.get("parameters") or {}).get("maximumInstanceCount")
+        if parameter is not None:
+            bounds = {d["type"]: d.get("argument") for d in parameter.get("decorators") or []}
+            low, high, default = bounds.get("min_value"), bounds.get("max_value"), parameter.get("default")
+            if low is None or high is None or low < FLEX_MAX_INSTANCES[0] or high > FLEX_MAX_INSTANCES[1]:
+                problems.append(f"{path.name}: maximumInstanceCount must be bounded to {FLEX_MAX_INSTANCES}")
+            if default is not None and not (FLEX_MAX_INSTANCES[0] <= default <= FLEX_MAX_INSTANCES[1]):
+                problems.append(f"{path.name}: maximumInstanceCount default {default} is outside {FLEX_MAX_INSTANCES}")
+    return problems
+
+
+def _references(node: Any) -> set[str]:
+    """The names an expression as pycep parses it may refer to (a literal spelled like a name counts too)."""
+    if isinstance(node, str):
+        if _IDENTIFIER.match(node):
+            return {node}
+        return {name for expression in _INTERPOLATION.findall(node) for name in _IDENTIFIER_IN.findall(expression)}
+    if isinstance(node, list):
+        return set().union(*(_references(item) for item in node))
+    if isinstance(node, dict):
+        return set().union(*(_references(value) for value in node.values()))
+    return set()
+
+
+_IDENTIFIER_IN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _is_secure(parameter: dict[str, Any]) -> bool:
+    return any(decorator.get("type") == "secure" for decorator in parameter.get("decorators") or [])
+
+
+def secret_flow_problems(infra_dir: Path) -> list[str]:
+    """Where a @secure() parameter's value would be stored in plain text in the deployment history.
+
+    A module's parameters and every template's outputs are kept with the deployment; only @secure() parameters
+    are not. So a value derived from a @secure() parameter (directly or through variables) may be passed to a
+    local module only as a @secure() parameter of that module, never to a registry module (whose parameters we
+    can't see), and never to an output.
+    """
+    parser = _parser()
+    docs = {path.resolve(): parser.parse(file_path=path) for path in sorted(infra_dir.rglob("*.bicep"))}
+    problems = []
+    for path, doc in docs.items():
+        tainted = {name for name, parameter in (doc.get("parameters") or {}).items() if _is_secure(parameter)}
+        variables = doc.get("variables") or {}
+        changed = True
+        while changed:  # variables built from secrets are secrets
+            changed = False
+            for name, variable in variables.items():
+                if name not in tainted and _references(variable.get("value")) & tainted:
+                    tainted.add(name)
+                    changed = True
+        if not tainted:
+            continue
+        where = path.relative_to(infra_dir.resolve())
+        for name, module in (doc.get("modules") or {}).items():
+            passed = _body(module.get("config") or {}).get("params") or {}
+            target = (
+                docs.get((path.parent / module["detail"]["path"]).resolve()) if module.get("type") == "local" else None
+            )
+            for parameter, value in passed.items():
+                secrets = sorted(_references(value) & tainted)
+                if not secrets:
+                    continue
+                if target is None:
+                    problems.append(f"{where}: {', '.join(secrets)} passed to module {name} (not a local module)")
+                elif not _is_secure((target.get("parameters") or {}).get(parameter) or {}):
+                    problems.append(
+                        f"{where}: {', '.join(secrets)} reaches module {name}'s parameter {parameter}, which is not "
+                        "@secure(): it would be stored in plain text in the deployment history"
+                    )
+        for name, output in (doc.get("outputs") or {}).items():
+            secrets = sorted(_references(output.get("value")) & tainted)
+            if secrets:
+                problems.append(f"{where}: output {name} carries {', '.join(secrets)}")
+    return problems
+
+
+def test_secure_parameters_stay_secure() -> None:
+    problems = secret_flow_problems(INFRA)
+    assert not problems, "\n".join(problems)
+    main = _parser().parse(file_path=INFRA / "main.bicep")["parameters"]
+    assert _is_secure(main["alertWebhookUrl"]), "alertWebhookUrl carries a secret: keep it @secure()"
+
+
+def test_app_service_auth_keeps_the_blob_webhook_open() -> None:
+    """Easy Auth (off by default) must not lock Event Grid out: it calls the webhook with a system key, no token."""
+    doc = _parser().parse(file_path=INFRA / "modules" / "function-app.bicep")
+    configs = [r for r in doc["resources"].values() if r["type"] == "Microsoft.Web/sites/config"]
+    auth = [_body(r["config"]) for r in configs if _body(r["config"]).get("name") == "authsettingsV2"]
+    assert len(auth) == 1, "expected one authsettingsV2 config on the Function App"
+    validation = auth[0]["properties"]["globalValidation"]
+    assert validation["requireAuthentication"] is True and validation["unauthenticatedClientAction"] == "Return401"
+    assert auth[0]["properties"]["platform"]["enabled"] == "enableAppServiceAuth", "on only when the operator says"
+    webhook = "/runtime/webhooks/blobs"
+    assert webhook in validation["excludedPaths"]
+    for script in ("postdeploy.sh", "postdeploy.ps1"):
+        assert f"{webhook}?functionName=" in (SCRIPTS / script).read_text(), script
+
+
+def test_flex_consumption_accepts_the_site() -> None:
+    problems = flex_problems(INFRA)
+    assert not problems, "\n".join(problems)
+
+
 def test_parameters_file_matches_main_bicep() -> None:
     main = _parser().parse(file_path=INFRA / "main.bicep")["parameters"]
     given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     required = {name for name, param in main.items() if param.get("default") is None}
     assert required <= set(given), f"azd cannot fill required parameters: {sorted(required - set(given))}"
     assert set(given) <= set(main), f"main.parameters.json sets unknown parameters: {sorted(set(given) - set(main))}"
+    # ${NAME=default}: azd's fallback when NAME isn't set must be the Bicep default, so both say the same.
+    for name, entry in given.items():
+        fallback = re.fullmatch(r"\$\{[A-Z0-9_]+=(.*)\}", str(entry.get("value")))
+        default = main[name].get("default")
+        if fallback and not isinstance(default, (dict, list)):
+            expected = str(default).lower() if isinstance(default, bool) else str(default)
+            assert fallback.group(1) == expected, f"{name}: main.parameters.json falls back to {fallback.group(1)!r}"
 
 
 def test_azure_yaml_wires_the_hook_and_the_service() -> None:
@@ -646,6 +791,7 @@ def test_bicep_queues_and_containers() -> None:
     bicep = read_bicep(INFRA)
     assert sorted(bicep.queues) == ["speech-alerts", "speech-deployments", "speech-deployments-poison"]
     assert "training" in bicep.containers
+    assert "deadletter" in bicep.containers, "the Event Grid subscription's dead-letter container is missing"
     assert any(str(c).startswith("app-package-") for c in bicep.containers), "Flex deployment container missing"
 
 
@@ -660,6 +806,31 @@ def test_checkov_fails_when_shared_key_access_is_on(infra_copy: Path) -> None:
     failed = {(c["check_id"], c["resource"]) for c in run.failed}
     assert ("CKV_CSA_1", "Microsoft.Storage/storageAccounts.storageAccount") in failed, run.output
     assert run.returncode != 0
+
+
+def test_flex_check_fails_on_refused_site_config_and_scale_limits(infra_copy: Path) -> None:
+    _edit(infra_copy / "modules" / "function-app.bicep", "      http20Enabled: true\n", "      ftpsState: 'Disabled'\n")
+    _edit(infra_copy / "main.bicep", "@minValue(40)\n@maxValue(1000)", "@minValue(1)\n@maxValue(1000)")
+    problems = flex_problems(infra_copy)
+    assert any("siteConfig.ftpsState" in p for p in problems), problems
+    assert any(p.startswith("main.bicep: maximumInstanceCount must be bounded") for p in problems), problems
+
+
+def test_secret_check_fails_when_a_secret_reaches_a_plain_module_parameter(infra_copy: Path) -> None:
+    # The mistake of issue #12: the secure webhook URL passed among the module's plain app settings.
+    _edit(
+        infra_copy / "main.bicep",
+        "      ALERT_QUEUE: alertQueueName\n",
+        "      ALERT_QUEUE: alertQueueName\n      ALERT_WEBHOOK_URL: alertWebhookUrl\n",
+    )
+    problems = secret_flow_problems(infra_copy)
+    assert any("alertWebhookUrl reaches module functionApp's parameter appSettings" in p for p in problems), problems
+
+
+def test_secret_check_fails_when_the_module_parameter_loses_secure(infra_copy: Path) -> None:
+    _edit(infra_copy / "modules" / "function-app.bicep", "@secure()\n", "")
+    problems = secret_flow_problems(infra_copy)
+    assert any("parameter secretAppSettings, which is not @secure()" in p for p in problems), problems
 
 
 def test_consistency_fails_when_a_queue_exists_only_in_code(
@@ -681,6 +852,16 @@ def test_consistency_fails_on_speech_key_and_unread_settings(
     problems = consistency_problems(infra_copy, code, local_settings, SCRIPTS)
     assert any(p.startswith("SPEECH_KEY must not be set in Azure") for p in problems), problems
     assert any("UNUSED_FLAG" in p and "not read by the code" in p for p in problems), problems
+
+
+def test_consistency_fails_when_the_hook_drops_dead_lettering(
+    tmp_path: Path, code: CodeNames, local_settings: dict[str, Any]
+) -> None:
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS, scripts)
+    _edit(scripts / "postdeploy.sh", '  --deadletter-identity-endpoint "$deadletter" \\\n', "")
+    problems = consistency_problems(INFRA, code, local_settings, scripts)
+    assert "scripts/postdeploy.sh does not dead-letter into EVENTGRID_DEADLETTER_CONTAINER_NAME" in problems, problems
 
 
 def test_consistency_fails_when_code_reads_an_undeclared_setting(

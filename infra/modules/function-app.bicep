@@ -1,4 +1,4 @@
-// The Function App on a Flex Consumption plan: Python 3.11, code package pulled from a blob container with the
+// The Function App on a Flex Consumption plan: Python 3.13, code package pulled from a blob container with the
 // user-assigned identity, and identity-based connections everywhere (no AzureWebJobsStorage connection string,
 // no Speech key, Application Insights with Entra ID auth).
 
@@ -37,13 +37,28 @@ param applicationInsightsName string
 @description('Memory of each instance, in MB.')
 param instanceMemoryMB int = 2048
 
-@minValue(1)
+@minValue(40)
 @maxValue(1000)
-@description('Most instances the app may scale out to.')
+@description('Most instances the app may scale out to; Flex Consumption accepts 40 to 1000.')
 param maximumInstanceCount int = 40
+
+@description('App Service Authentication (Easy Auth v2) on: requests need an Entra ID token, except the blob webhook.')
+param enableAppServiceAuth bool = false
+
+@description('Client id of the Entra ID app registration tokens are issued for (required when enableAppServiceAuth).')
+param appServiceAuthClientId string = ''
+
+@description('Entra ID tenant id that issues the tokens.')
+param appServiceAuthTenantId string = ''
 
 @description('The app\'s own settings (what shared/settings.py reads). Host and identity settings are added here.')
 param appSettings object
+
+// A separate @secure() parameter: a secret passed in appSettings would be stored in plain text with this nested
+// deployment's parameters (deployment history). Secure parameters are never stored or shown there.
+@secure()
+@description('App settings that carry a secret (ALERT_WEBHOOK_URL), merged into the app settings.')
+param secretAppSettings object = {}
 
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -54,10 +69,12 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
 }
 
 // Host and identity settings. On Flex Consumption the runtime and version live in functionAppConfig, so
-// FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION must not be set.
+// FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION must not be set. The host keeps its diagnostic events in
+// Table storage, hence the table endpoint (and the Storage Table Data Contributor role) as in the official templates.
 var hostSettings = {
   AzureWebJobsStorage__blobServiceUri: storageAccount.properties.primaryEndpoints.blob
   AzureWebJobsStorage__queueServiceUri: storageAccount.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: storageAccount.properties.primaryEndpoints.table
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AZURE_CLIENT_ID: identityClientId
@@ -70,6 +87,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: Public network access is required for Event Grid to deliver blob events to the webhook (no private endpoints by default); see infra/README.md, "Network choice".
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales to zero by design (no always-ready instances), which keeps the idle cost near zero; timers and queues catch up after a cold start.
   // checkov:skip=CKV_AZURE_213: No HTTP endpoint to probe: the app is driven by timers, queues and Event Grid.
+  // checkov:skip=CKV_AZURE_78: Flex Consumption refuses siteConfig.ftpsState (ARM error 51021); FTP is disabled by the 'ftp' basicPublishingCredentialsPolicies resource (allow: false) below.
   name: name
   location: location
   tags: tags
@@ -85,12 +103,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     clientAffinityEnabled: false
+    // Only site-config properties Flex Consumption supports. Newer Flex stamps refuse the others with ARM error
+    // 51021 (seen: ftpsState, use32BitWorkerProcess, preWarmedInstanceCount, netFrameworkVersion,
+    // functionsRuntimeScaleMonitoringEnabled, linuxFxVersion, functionAppScaleLimit). FTP is off through the
+    // 'ftp' publishing-credentials policy below; remote debugging and Always On don't exist on Flex.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
-      remoteDebuggingEnabled: false
       cors: {
         allowedOrigins: []
       }
@@ -110,9 +130,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
       }
+      // The worker library pinned in requirements.txt (azure-functions-runtime) is the 3.13 one.
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
   }
@@ -147,7 +168,64 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: appsettings false positive (see above); public network access is decided, with its reason, on functionApp.
   parent: functionApp
   name: 'appsettings'
-  properties: union(appSettings, hostSettings)
+  properties: union(appSettings, secretAppSettings, hostSettings)
+}
+
+// App Service Authentication (Easy Auth v2) for the HTTP functions (the status page, auth level FUNCTION: a caller
+// needs a token and the function key). Unauthenticated requests get 401, no login redirect: the callers are
+// scripts and services. The Event Grid blob webhook is excluded: Event Grid calls it with the blobs_extension
+// system key and no token. Always deployed, enabled or not, so turning it off again really switches it off. No
+// client secret: validating bearer tokens needs none.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: authsettingsV2 false positive (checkov expects the v1 shape); this resource is the authentication setting, on when the operator sets enableAppServiceAuth (infra/README.md, "App Service Authentication").
+  // checkov:skip=CKV_AZURE_63: authsettingsV2 false positive (a 'web' config check); HTTP file-system logs don't exist on Flex Consumption.
+  // checkov:skip=CKV_AZURE_65: authsettingsV2 false positive (a 'web' config check); detailed error pages don't exist on Flex Consumption.
+  // checkov:skip=CKV_AZURE_66: authsettingsV2 false positive (a 'web' config check); failed request tracing doesn't exist on Flex Consumption.
+  // checkov:skip=CKV_AZURE_80: authsettingsV2 false positive (a 'web' config check); .NET Framework version, and this is a Python app.
+  // checkov:skip=CKV_AZURE_88: authsettingsV2 false positive (a 'web' config check); Flex Consumption uses a blob deployment container, not Azure Files.
+  // checkov:skip=CKV_AZURE_222: authsettingsV2 false positive (a 'web' config check); public network access is decided, with its reason, on functionApp.
+  parent: functionApp
+  name: 'authsettingsV2'
+  // One site-config update at a time: App Service can refuse concurrent ones with a 409.
+  dependsOn: [
+    settings
+  ]
+  properties: {
+    platform: {
+      enabled: enableAppServiceAuth
+      runtimeVersion: '~1'
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/runtime/webhooks/blobs'
+      ]
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: empty(appServiceAuthClientId) ? {} : {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: appServiceAuthClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${appServiceAuthTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${appServiceAuthClientId}'
+            appServiceAuthClientId
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
 }
 
 @description('Function App name.')
