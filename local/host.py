@@ -3,18 +3,22 @@
 - notices new or overwritten blobs in the training container (standing in for Event Grid's BlobCreated);
 - fires timers on their NCRONTAB schedules, or every `timer_interval` seconds (so a demo need not wait);
 - drains the queues with dequeue counts, visibility timeouts and poison queues, like the host.
-The app has no HTTP triggers, so none are served. Everything goes through local.runtime.Runtime: the same
-indexed functions, no second code path.
+- serves the HTTP triggers on a loopback port (`serve_http`), at `/api/<route>` as the host does; like Core Tools,
+  it does not ask for function keys locally.
+Everything goes through local.runtime.Runtime: the same indexed functions, no second code path.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+from urllib.parse import parse_qs, urlsplit
 
 from azure.storage.blob import BlobServiceClient
 
@@ -95,6 +99,12 @@ class LocalHost:
                     delivered += 1
         return delivered
 
+    # -- HTTP -------------------------------------------------------------------------------------------------------
+
+    def serve_http(self, port: int = 0) -> HttpServer:
+        """Serve the app's HTTP triggers on 127.0.0.1:`port` (0: a free port) until `stop()`."""
+        return HttpServer(self.runtime, port)
+
     # -- timers ------------------------------------------------------------------------------------------------
 
     def due_timers(self) -> list[str]:
@@ -132,3 +142,56 @@ class LocalHost:
         while time.monotonic() < deadline:
             if not self.tick():
                 time.sleep(poll)
+
+
+class HttpServer:
+    """The host's HTTP front for HTTP triggers: `/api/<route>` -> the function, through the worker."""
+
+    def __init__(self, runtime: Runtime, port: int = 0) -> None:
+        routes = {}
+        for name in runtime.functions_with("httpTrigger"):
+            trigger = runtime.trigger(name)
+            methods = [m.upper() for m in trigger.get("methods") or ["GET", "POST"]]
+            routes[(trigger.get("route") or name).strip("/")] = (name, methods)
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                parts = urlsplit(self.path)
+                route = parts.path.removeprefix("/api/").strip("/") if parts.path.startswith("/api/") else None
+                found = routes.get(route) if route is not None else None
+                if found is None or self.command not in found[1]:
+                    self._answer(404 if found is None else 405, {"content-type": "text/plain"}, b"not found\n")
+                    return
+                length = int(self.headers.get("content-length") or 0)
+                response = runtime.request(
+                    found[0],
+                    method=self.command,
+                    url=f"{host.url}{self.path}",
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    query={k: v[-1] for k, v in parse_qs(parts.query).items()},
+                    body=self.rfile.read(length) if length else b"",
+                )
+                self._answer(response.status, response.headers, response.body)
+
+            def _answer(self, status: int, headers, body: bytes) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _serve  # noqa: N815 - http.server's method names
+
+            def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's signature
+                log.debug("http %s", format % args)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, name="local-http", daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

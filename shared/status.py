@@ -68,17 +68,19 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+def cell(row: dict[str, Any], key: str) -> str:
+    """One value of a status row as text."""
+    value = row.get(key)
+    if key == "endpoint" and value:
+        value = str(value)[:8]
+    if isinstance(value, list):
+        value = "; ".join(value) or "-"
+    return "-" if value is None else str(value)
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "No managed locales yet: drop a zip at {locale}/{kind}/{name}.zip in the training container."
-
-    def cell(row: dict[str, Any], key: str) -> str:
-        value = row.get(key)
-        if key == "endpoint" and value:
-            value = str(value)[:8]
-        if isinstance(value, list):
-            value = "; ".join(value) or "-"
-        return "-" if value is None else str(value)
 
     table = [[title for title, _ in COLUMNS]] + [[cell(r, key) for _, key in COLUMNS] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import requests
 from azure.storage.blob import BlobServiceClient
 
 from local import samples
@@ -46,3 +47,23 @@ def test_dropped_zips_end_on_an_endpoint_serving_a_model_trained_on_them(
     dropped = {d.id for d in speech.list_datasets()}
     assert set(model.dataset_ids) == dropped and len(dropped) == 2
     assert endpoint.status == "Succeeded" and model.status == "Succeeded"
+
+
+def test_the_offline_host_serves_the_status_page_through_the_worker(azurite, emulator, app_env, container):
+    host = LocalHost(
+        Runtime(connection_string=azurite.connection_string),
+        BlobServiceClient.from_connection_string(azurite.connection_string),
+    )
+    container.get_blob_client("en-US/language/phrases.zip").upload_blob(samples.language_zip())
+    host.tick()
+    server = host.serve_http()
+    try:
+        page = requests.get(f"{server.url}/api/status", timeout=30)
+        data = requests.get(f"{server.url}/api/status?format=json", timeout=30)
+        missing = requests.get(f"{server.url}/api/nothing", timeout=30)
+    finally:
+        server.stop()
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "en-US" in page.text and "<script" not in page.text
+    assert data.status_code == 200 and [row["locale"] for row in data.json()] == ["en-US"]
+    assert missing.status_code == 404

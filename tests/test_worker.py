@@ -146,6 +146,6 @@ def test_sdk_loggers_stay_at_warning_under_the_workers_info_root(runtime, contai
     assert any(r.logger.startswith("autopilot.") for r in result.logs)  # the app's own records are surfaced
 
 
-@pytest.mark.parametrize("name", ["deploy", "deploy_poison", "reconcile", "expiry", "ingest_zip"])
+@pytest.mark.parametrize("name", ["deploy", "deploy_poison", "reconcile", "expiry", "ingest_zip", "status"])
 def test_every_function_of_the_app_is_loaded_by_the_worker(name):
     assert Worker.get().metadata[name].function_id
