@@ -102,7 +102,9 @@ class Decision:
 
 def decide(blob: ZipBlob, path: str, target: Target, datasets: Iterable[Dataset]) -> Decision:
     """Given a valid target and every dataset in the resource: create, or recognise the work as done."""
-    same_path = datasets_for_path(datasets, path)
+    # A dataset still being uploaded in blocks (DATASET_UPLOAD=blocks) holds no data yet: not done, not older;
+    # "create" hands it back to the upload engine, which resumes it.
+    same_path = [d for d in datasets_for_path(datasets, path) if not managed.upload_incomplete(d)]
     current = next((d for d in same_path if d.custom_properties.get(managed.SOURCE_ETAG) == blob.etag), None)
     older = tuple(
         d for d in same_path if d is not current and not d.custom_properties.get(managed.SUPERSEDED_BY)
