@@ -440,7 +440,7 @@ def dataset_from_blob(speech: SpeechClient, blob: Any, size: int, etag: str, req
     """The ingest's blocks path: stream the (validated) blob to a new dataset with the ingest's Datasets_Create
     fields (`request`: shared.ingest.dataset_request), reading it by ranged GETs under its ETag. An interrupted
     upload of this blob version is resumed by the next delivery or sweep."""
-    reader = BlobRangeReader(blob, size, etag)
+    reader = BlobRangeReader(blob, size, f'"{etag.strip(chr(34))}"')  # If-Match on every read: this version only
     content = content_id(reader)
     step = max(size // 4, 1)
     marks = {"next": step}

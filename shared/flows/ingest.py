@@ -11,7 +11,7 @@ import logging
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
-from shared import clock, context, ingest, managed
+from shared import clock, context, ingest, managed, upload
 from shared.alerts import Alert, deliver
 from shared.settings import Settings
 from shared.speech import SpeechError
@@ -87,10 +87,15 @@ def _create_dataset(
             dataset = decision.existing
             set_autopilot_tags(blob, zip_blob.tags, **ingest.submitted_tags(zip_blob.etag, dataset.id))
         else:
-            url = content_sas_url(blob, config.sas_lifetime_hours)
-            log.info("creating the %s dataset for %s from %s", target.kind, path, redact(url))
             try:
-                dataset = speech.create_dataset(content_url=url, **ingest.dataset_request(target, zip_blob, path))
+                if config.dataset_upload == "blocks":  # the Speech service cannot read this storage account
+                    log.info("creating the %s dataset for %s from uploaded blocks", target.kind, path)
+                    request = ingest.dataset_request(target, zip_blob, path)
+                    dataset = upload.dataset_from_blob(speech, blob, zip_blob.size, zip_blob.etag, request)
+                else:
+                    url = content_sas_url(blob, config.sas_lifetime_hours)
+                    log.info("creating the %s dataset for %s from %s", target.kind, path, redact(url))
+                    dataset = speech.create_dataset(content_url=url, **ingest.dataset_request(target, zip_blob, path))
             except SpeechError as exc:
                 if exc.transient or exc.ambiguous:
                     raise  # retried; the retry looks the dataset up before creating it
