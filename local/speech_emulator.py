@@ -1375,6 +1375,9 @@ class _Handler(BaseHTTPRequestHandler):
         shaped = not self.path.startswith("/_emulator/")
         length = int(self.headers.get("Content-Length") or 0)
         body = _read_body(self.rfile, length, emulator.bandwidth if shaped else None)
+        if len(body) < length:  # the client went away mid-body (killed): nothing is stored, nobody to answer
+            self.close_connection = True
+            return
         if shaped and emulator.latency:
             time.sleep(emulator.latency)
         response = emulator.handle(self.command, self.path, dict(self.headers.items()), body)

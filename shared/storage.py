@@ -46,6 +46,19 @@ def blob_service(conn: StorageConnection) -> BlobServiceClient:
     return BlobServiceClient(account_url=conn.blob_service_uri, credential=_credential(conn))
 
 
+def queue_service(conn: StorageConnection) -> Any:
+    """A QueueServiceClient (azure-storage-queue: the operator CLI's, not the function app's dependency)."""
+    from azure.storage.queue import QueueServiceClient
+
+    if conn.connection_string:
+        return QueueServiceClient.from_connection_string(conn.connection_string)
+    if not conn.queue_service_uri:
+        from shared.settings import SettingError
+
+        raise SettingError("setting AzureWebJobsStorage__queueServiceUri (or __accountName) is required for queues")
+    return QueueServiceClient(account_url=conn.queue_service_uri, credential=_credential(conn))
+
+
 def clean_etag(etag: str | None) -> str:
     return (etag or "").strip('"')
 

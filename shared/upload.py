@@ -61,6 +61,7 @@ class ZipRefused(ValueError):
     """The zip failed validation; nothing was created."""
 
     def __init__(self, path: str, kind: str, reasons: Iterable[str], warnings: Iterable[str] = ()) -> None:
+        self.path, self.kind = path, kind
         self.reasons, self.warnings = tuple(reasons), tuple(warnings)
         first = self.reasons[0] if self.reasons else "rejected"
         more = f" (and {len(self.reasons) - 1} more problem(s))" if len(self.reasons) > 1 else ""
