@@ -217,6 +217,26 @@ def test_status_and_its_alias_show_an_uploaded_dataset(cli_env, emulator, tmp_pa
     assert row["datasets"] == 1 and row["pending"] == []
 
 
+def test_the_reconcile_timer_trains_on_an_uploaded_dataset_like_on_a_dropped_zip(runtime, emulator, cli_env, tmp_path):
+    path = tmp_path / "corpus.zip"
+    path.write_bytes(samples.language_zip(10))
+    first = run("upload", str(path), "--locale", "en-US", "--kind", "language").out.strip()
+    helpers.settle(emulator)
+    assert runtime.fire_timer("reconcile").ok
+    [model] = emulator.models.values()
+    assert [d["self"].split("?")[0].rsplit("/", 1)[-1] for d in model["datasets"]] == [first]
+    helpers.settle(emulator)
+
+    path.write_bytes(samples.language_zip(30))  # a new version of the same name: supersedes, trains again
+    second = run("upload", str(path), "--locale", "en-US", "--kind", "language").out.strip()
+    assert runtime.fire_timer("reconcile").ok
+    assert len(emulator.models) == 1  # still processing: pending, nothing trains yet
+    helpers.settle(emulator)
+    assert runtime.fire_timer("reconcile").ok
+    [newest] = [m for m in emulator.models.values() if m["self"] != model["self"]]
+    assert [d["self"].split("?")[0].rsplit("/", 1)[-1] for d in newest["datasets"]] == [second]
+
+
 # -- deploy and rollback -----------------------------------------------------------------------------------------
 
 
