@@ -205,6 +205,13 @@ class ProgressBar:
                 self.stream.write(f"uploaded {percent:.0f}%: {summary}\n")
         self.stream.flush()
 
+    def close(self) -> None:
+        """End a bar left half-drawn (a failed or interrupted upload), so the next line starts clean."""
+        if self.tty and self._drawn != float("-inf") and not self._done:
+            self._done = True
+            self.stream.write("\n")
+            self.stream.flush()
+
     def _rate(self) -> float:
         """Bytes per second over the last few seconds (at least the last two samples)."""
         if len(self._samples) < 2:
@@ -285,6 +292,8 @@ def cmd_upload(args: argparse.Namespace, config: Settings, out: TextIO, err: Tex
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"{args.file}: {exc.strerror or exc}") from None
+    finally:
+        progress.close()
     for warning in result.warnings:
         print(f"warning: {warning}", file=err)
     dataset = result.dataset

@@ -144,6 +144,11 @@ def test_the_progress_bar_on_a_terminal_shows_bytes_rate_and_time_left():
     assert "[" in frames[2] and "50.0%" in frames[2] and "16.0 MB of 32.0 MB" in frames[2]
     assert "8.0 MB/s" in frames[2] and "0:02 left" in frames[2]
     assert frames[-1].rstrip("\n").endswith("0:00 left\033[K") and stream.getvalue().endswith("\n")
+    broken = io.StringIO()
+    half = cli.ProgressBar(broken, tty=True, clock=lambda: 0.0, width=100)
+    half(1, 4)
+    half.close()  # a failed upload: the error line that follows starts on a line of its own
+    assert broken.getvalue().endswith("\n") and broken.getvalue().count("\n") == 1
 
 
 def test_upload_errors_are_one_line_and_create_nothing(cli_env, emulator, tmp_path):
