@@ -14,8 +14,15 @@ paging); PATCH replaces `customProperties` as a whole; a model without `baseMode
 model; Acoustic and AudioFiles WAVs must be 8 or 16 kHz mono 16-bit PCM (the documented format); `contentUrl` is
 echoed with its SAS signature redacted. Nothing secret is kept: request logs hold no key, token or `sig=` value.
 
-Not emulated: transcriptions, projects (a `project` reference is echoed unchecked), files, manifests, model copy,
-web hook calls (challenge, ping, test), real training or recognition, regional differences.
+Uploads in blocks (Datasets_UploadBlock/GetBlocks/CommitBlocks): at most 8 MiB a block, block ids valid Base64 of
+at most 64 bytes and of one length per dataset, the content assembled in commit order. Model copy between two
+emulators (Models_AuthorizeCopy on the target, Models_Copy on the source, Operations_GetModelCopy): the source hands
+the model to the target over HTTP, authorized by the copy authorization's id; the copy keeps name, locale, base
+model reference and deprecation dates, not customProperties. Network shaping for benchmarks: a latency added to
+every API answer and a per-connection bandwidth cap on request bodies (`latency`, `bandwidth`).
+
+Not emulated: transcriptions, projects (a `project` reference is echoed unchecked), files, manifests, web hook
+calls (challenge, ping, test), real training or recognition, regional differences.
 
 Control from Python (set_now, advance, inject, fail_next, add_base_model, ...) or, for other processes, over
 HTTP under /_emulator/ with the same key auth. Run alone: `python -m local.speech_emulator --port 8765 --fast`.
@@ -24,6 +31,8 @@ HTTP under /_emulator/ with the same key auth. Run alone: `python -m local.speec
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import hmac
 import itertools
 import json
@@ -36,9 +45,11 @@ import signal
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 import wave
 import zipfile
+import zlib
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -123,7 +134,19 @@ ROUTES = [
     ("PATCH", rf"/{COLL}/{ID}", "_patch", True),
     ("DELETE", rf"/{COLL}/{ID}", "_delete", True),
 ]
-COMPILED_ROUTES = [(method, re.compile(pattern), name, locked) for method, pattern, name, locked in ROUTES]
+# Model copy (see "model copy" below): Copy calls the target emulator over HTTP, so it runs outside the lock.
+COPY_ROUTES = [
+    ("POST", r"/models:authorizecopy", "_authorize_copy", True),
+    ("POST", rf"/models/{ID}:copy", "_copy_model", False),
+    ("GET", rf"/operations/models/copy/{ID}", "_get_copy_operation", True),
+]
+COPY_DELIVERY_PATH = "/_emulator/model-copies"  # target side; authorized by the copy authorization's id
+COPY_AUTHORIZATION_HOURS = 24
+BLOCK_KINDS = ("Committed", "Uncommitted", "Latest")
+MAX_BLOCK_ID_BYTES = 64
+COMPILED_ROUTES = [
+    (method, re.compile(pattern), name, locked) for method, pattern, name, locked in ROUTES + COPY_ROUTES
+]
 Observer = Callable[[str, str, Any, int, Any, str | None], None]
 
 
@@ -287,6 +310,56 @@ class Fault:
         return ApiError(self.status, f"Injected fault: HTTP {self.status}.").response(headers)
 
 
+@dataclass
+class CopyOperation:
+    """A Models_Copy operation on the source: NotStarted -> Running -> Succeeded (result link) or Failed."""
+
+    id: str
+    created: datetime
+    result: str | None = None
+    failure: dict[str, str] | None = None
+    running_at: datetime | None = None
+    done_at: datetime | None = None
+
+    def status(self, now: datetime) -> str:
+        if self.running_at is None or self.done_at is None or now < self.running_at:
+            return "NotStarted"
+        if now < self.done_at:
+            return "Running"
+        return "Failed" if self.failure or not self.result else "Succeeded"
+
+
+def _deliver_copy(target_endpoint: str, payload: dict[str, Any]) -> tuple[str | None, dict[str, str] | None]:
+    """POST the model to the target emulator; (the copy's self URI, None) or (None, the failure)."""
+    if not _is_http_url(target_endpoint):
+        return None, {"code": "CopyFailed", "message": "targetResourceEndpoint is not an http(s) URL."}
+    parts = urlsplit(target_endpoint)
+    url = f"{parts.scheme}://{parts.netloc}{COPY_DELIVERY_PATH}"
+    request = urllib.request.Request(  # noqa: S310 - an http(s) URL, checked above
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with build_opener(ProxyHandler({})).open(request, timeout=DOWNLOAD_TIMEOUT) as resp:
+            return json.loads(resp.read())["self"], None
+    except HTTPError as exc:
+        return None, {"code": "CopyFailed", "message": f"The target resource refused the copy (HTTP {exc.code})."}
+    except (URLError, OSError, HTTPException, ValueError, KeyError) as exc:
+        return None, {"code": "CopyFailed", "message": f"The target resource could not be reached: {exc}."}
+
+
+def _check_block_id(block_id: str, dataset: Entity) -> None:
+    """Datasets_UploadBlock's rules: valid Base64, at most 64 bytes before encoding, one length per dataset."""
+    try:
+        raw = base64.b64decode(block_id, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid(f"The blockid {block_id[:80]!r} is not valid Base64.", "InvalidParameterValue") from None
+    if not raw or len(raw) > MAX_BLOCK_ID_BYTES:
+        raise invalid(f"A blockid holds 1 to {MAX_BLOCK_ID_BYTES} bytes before encoding.", "InvalidParameterValue")
+    lengths = {len(name) for name in dataset.blocks} | {len(name) for name, _ in dataset.committed}
+    if lengths and len(block_id) not in lengths:
+        raise invalid("Every blockid of a dataset must have the same length.", "InvalidParameterValue")
+
+
 # -- dataset content checks --------------------------------------------------------------------------------------
 
 
@@ -312,6 +385,8 @@ def check_archive(path: str, kind: str) -> Verdict:
             return Verdict(results=KIND_CHECKS[kind](archive, names))
     except (ContentError, zipfile.BadZipFile) as exc:
         return Verdict(error={"code": "DataImportFailed", "message": str(exc)})
+    except (OSError, EOFError, ValueError, zlib.error) as exc:  # e.g. blocks committed in the wrong order
+        return Verdict(error={"code": "DataImportFailed", "message": f"The zip archive is corrupt ({exc})."})
 
 
 def _read_lines(archive: zipfile.ZipFile, name: str) -> list[str]:
@@ -430,6 +505,10 @@ class SpeechEmulator:
         observer: Observer | None = None,
         accept_bearer: bool = True,
         now: datetime | None = None,
+        resource_id: str | None = None,
+        region: str = "emulatorregion",
+        latency: float = 0.0,
+        bandwidth: float | None = None,
     ) -> None:
         self.host, self.port, self.key = host, port, key
         self.page_size, self.max_endpoints = page_size, max_endpoints
@@ -446,6 +525,17 @@ class SpeechEmulator:
         self._failures: dict[str, deque[dict[str, str]]] = defaultdict(deque)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # model copy: this resource's identity, authorizations it issued (as a target), operations (as a source)
+        self.resource_id = resource_id or (
+            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/emulator/providers/"
+            f"Microsoft.CognitiveServices/accounts/speech-emulator-{uuid.uuid4().hex[:8]}"
+        )
+        self.region = region
+        self._copy_authorizations: dict[str, dict[str, Any]] = {}
+        self._copy_operations: dict[str, CopyOperation] = {}
+        # network shaping: seconds added to every API answer; bytes per second per connection for request bodies
+        self.latency, self.bandwidth = 0.0, None
+        self.shape(latency=latency, bandwidth=bandwidth)
         for locale in locales or DEFAULT_LOCALES:
             for months in BASE_MODEL_AGES_MONTHS:
                 self.add_base_model(locale, created=months_before(self.now(), months))
@@ -517,6 +607,18 @@ class SpeechEmulator:
         with self._lock:
             self._faults.append(fault)
 
+    def shape(self, *, latency: float | None = None, bandwidth: float | None = None) -> None:
+        """Network shaping: `latency` seconds added to every API answer (a round trip); `bandwidth` bytes per
+        second at most for each connection's request bodies (None or 0: no cap). Control requests are not shaped."""
+        if latency is not None:
+            if latency < 0:
+                raise ValueError("latency must be >= 0 seconds")
+            self.latency = float(latency)
+        if bandwidth is not None:
+            if bandwidth < 0:
+                raise ValueError("bandwidth must be >= 0 bytes per second")
+            self.bandwidth = float(bandwidth) or None
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -572,6 +674,8 @@ class SpeechEmulator:
             self._failures.clear()
             self.requests.clear()
             self.downloads.clear()
+            self._copy_authorizations.clear()
+            self._copy_operations.clear()
 
     def state(self) -> dict[str, Any]:
         with self._lock:
@@ -612,6 +716,8 @@ class SpeechEmulator:
         if not req.path.startswith("/_emulator/"):
             query = {name: "REDACTED" if name.lower() == "sig" else value for name, value in req.query.items()}
             entry = {"method": req.method, "path": req.path, "query": query, "status": response.status}
+            if req.method == "PUT":
+                entry["bytes"] = len(req.body)
             with self._lock:
                 self.requests.append({**entry, "time": self.now()})
         self._notify(req, redact(self.url + target), content_type, response)
@@ -628,6 +734,8 @@ class SpeechEmulator:
 
     def _respond(self, req: Request, headers: dict[str, str]) -> Response:
         try:
+            if req.path == COPY_DELIVERY_PATH and req.method == "POST":
+                return self._receive_copy(req)
             if not self._authorized(headers):
                 raise ApiError(401, "Access denied due to a missing or invalid subscription key or token.")
             if req.path.startswith("/_emulator/"):
@@ -1008,8 +1116,11 @@ class SpeechEmulator:
         block_id = req.query.get("blockid")
         if not block_id:
             raise invalid("The blockid query parameter is required.")
+        _check_block_id(block_id, dataset)
         if len(req.body) > MAX_BLOCK_BYTES:
-            raise invalid(f"A block holds at most {MAX_BLOCK_BYTES} bytes.")
+            raise ApiError(
+                413, f"A block holds at most {MAX_BLOCK_BYTES} bytes, not {len(req.body)}.", "InvalidPayload"
+            )
         dataset.blocks[block_id] = req.body
         return Response(201)
 
@@ -1018,7 +1129,12 @@ class SpeechEmulator:
         entries = req.json
         if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
             raise invalid("The body must be a non-empty list of {kind, id} block entries.")
-        unknown = [e.get("id") for e in entries if e.get("id") not in dataset.blocks]
+        kinds = {e.get("kind", "Latest") for e in entries}
+        if not kinds <= set(BLOCK_KINDS):
+            raise invalid(f"Block kinds are {', '.join(BLOCK_KINDS)}, not {sorted(kinds - set(BLOCK_KINDS))}.")
+        # Nothing is committed before the one commit (a committed dataset takes no more blocks): every entry,
+        # Latest or Uncommitted, names an uploaded block; a Committed one cannot exist yet.
+        unknown = [e.get("id") for e in entries if e.get("kind") == "Committed" or e.get("id") not in dataset.blocks]
         if unknown:
             raise invalid(f"Block(s) never uploaded: {unknown[:5]}.")
         handle, path = tempfile.mkstemp(prefix="speech-emulator-", suffix=".zip")
@@ -1033,6 +1149,110 @@ class SpeechEmulator:
         dataset.blocks = {}
         self._finish_import(dataset, verdict, queued=False)
         return Response(200)
+
+    # model copy: AuthorizeCopy on the target; Copy on the source hands the model over (HTTP); its operation
+
+    def _authorize_copy(self, req: Request) -> Response:
+        body = _object_body(req)
+        _require(body, "sourceResourceId")
+        now = self.now()
+        authorization = {
+            "targetResourceRegion": self.region,
+            "targetResourceId": self.resource_id,
+            "targetResourceEndpoint": self.url,
+            "sourceResourceId": body["sourceResourceId"],
+            "expirationDateTime": iso(now + timedelta(hours=COPY_AUTHORIZATION_HOURS)),
+            "id": str(uuid.uuid4()),
+        }
+        self._copy_authorizations[authorization["id"]] = authorization
+        return Response(200, dict(authorization))
+
+    def _copy_model(self, req: Request, id: str) -> Response:
+        body = _object_body(req)
+        _require(body, "id", "sourceResourceId", "targetResourceEndpoint", "targetResourceId", "targetResourceRegion")
+        with self._lock:
+            model = self._entity("models", id)
+            if model.status(self.now()) != "Succeeded":
+                raise invalid(f"The model {id} is {model.status(self.now())}; only Succeeded models can be copied.")
+            if body["sourceResourceId"] != self.resource_id:
+                raise ApiError(
+                    403,
+                    "The copy authorization was issued for another source resource.",
+                    "InvalidSourceAzureResourceId",
+                )
+            payload = {
+                "authorization": body["id"],
+                "sourceResourceId": self.resource_id,
+                "model": {
+                    name: model.fields[name]
+                    for name in ("displayName", "description", "locale", "baseModel")
+                    if name in model.fields
+                },
+                "features": model.properties.get("features", {}),
+                "deprecationDates": {name: iso(moment) for name, moment in model.deprecation.items()},
+            }
+        link, failure = _deliver_copy(body["targetResourceEndpoint"], payload)  # outside the lock: HTTP
+        with self._lock:
+            now = self.now()
+            operation = CopyOperation(str(uuid.uuid4()), now, result=link, failure=failure)
+            seconds = self.durations["model"]
+            operation.running_at = now + timedelta(seconds=seconds / 4)
+            operation.done_at = now + timedelta(seconds=seconds)
+            self._copy_operations[operation.id] = operation
+            location = self._uri(f"operations/models/copy/{operation.id}")
+            return Response(202, self._render_operation(operation), {"Operation-Location": location})
+
+    def _get_copy_operation(self, req: Request, id: str) -> Response:
+        operation = self._copy_operations.get(id)
+        if operation is None:
+            raise ApiError(404, f"The operation {id} does not exist.", code="NotFound")
+        return Response(200, self._render_operation(operation))
+
+    def _render_operation(self, operation: CopyOperation) -> dict[str, Any]:
+        now = self.now()
+        status = operation.status(now)
+        out: dict[str, Any] = {
+            "id": operation.id,
+            "self": self._uri(f"operations/models/copy/{operation.id}"),
+            "createdDateTime": iso(operation.created),
+            "lastActionDateTime": iso(
+                max(
+                    m
+                    for m in (operation.created, operation.running_at, operation.done_at)
+                    if m is not None and m <= now
+                )
+            ),
+            "status": status,
+        }
+        if status == "Succeeded" and operation.result:
+            out["result"] = {"link": operation.result}
+        if status == "Failed" and operation.failure:
+            out["error"] = dict(operation.failure)
+        return out
+
+    def _receive_copy(self, req: Request) -> Response:
+        """Target side of a copy: the authorization id is the credential (the source knows no key of ours)."""
+        body = req.json if isinstance(req.json, dict) else {}
+        with self._lock:
+            authorization = self._copy_authorizations.get(str(body.get("authorization")))
+            if authorization is None or as_utc(authorization["expirationDateTime"]) <= self.now():
+                raise ApiError(403, "The copy authorization is unknown or expired.", "ModelCopyAuthorizationExpired")
+            if authorization["sourceResourceId"] != body.get("sourceResourceId"):
+                raise ApiError(
+                    403,
+                    "The copy authorization was issued for another source resource.",
+                    "InvalidSourceAzureResourceId",
+                )
+            fields = dict(body.get("model") or {})
+            base = fields.pop("baseModel", None)
+            if isinstance(base, dict) and base.get("self"):  # the same base model id, as this resource names it
+                fields["baseModel"] = {"self": self._uri(f"{BASE}/{urlsplit(base['self']).path.rsplit('/', 1)[-1]}")}
+            model = self._add("models", fields, {"features": dict(body.get("features") or SHARED_FEATURES)})
+            model.deprecation = {name: as_utc(v) for name, v in (body.get("deprecationDates") or {}).items()}
+            if not model.deprecation:
+                model.deprecation = deprecation_dates(model.created, base_model=False)
+            self._schedule(model, queued=True)
+            return Response(201, {"self": self._self(model)})
 
     # control over HTTP
 
@@ -1062,6 +1282,9 @@ class SpeechEmulator:
             if action == ("POST", "fail-next"):
                 self.fail_next(body.pop("type"), **body)
                 return Response(204)
+            if action == ("POST", "network"):
+                self.shape(latency=body.get("latency"), bandwidth=body.get("bandwidth"))
+                return Response(200, {"latency": self.latency, "bandwidth": self.bandwidth})
             if action == ("POST", "durations"):
                 self.set_durations(**body)
                 return Response(200, dict(self.durations))
@@ -1148,9 +1371,16 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def _serve(self) -> None:
+        emulator = self.server.emulator
+        shaped = not self.path.startswith("/_emulator/")
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        response = self.server.emulator.handle(self.command, self.path, dict(self.headers.items()), body)
+        body = _read_body(self.rfile, length, emulator.bandwidth if shaped else None)
+        if len(body) < length:  # the client went away mid-body (killed): nothing is stored, nobody to answer
+            self.close_connection = True
+            return
+        if shaped and emulator.latency:
+            time.sleep(emulator.latency)
+        response = emulator.handle(self.command, self.path, dict(self.headers.items()), body)
         if response.body is None:
             payload, content_type = b"", None
         elif isinstance(response.body, str):
@@ -1176,6 +1406,26 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
+def _read_body(rfile: Any, length: int, bandwidth: float | None) -> bytes:
+    """The request body; with a bandwidth cap, read in chunks no faster than `bandwidth` bytes per second (the
+    sender's TCP window fills up and its writes wait, as on a slow link)."""
+    if not length:
+        return b""
+    if not bandwidth:
+        return rfile.read(length)
+    body = bytearray()
+    started = time.monotonic()
+    while len(body) < length:
+        chunk = rfile.read(min(CHUNK_BYTES, length - len(body)))
+        if not chunk:
+            break
+        body += chunk
+        ahead = len(body) / bandwidth - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+    return bytes(body)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -1191,10 +1441,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key", default="emulator-key")
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--fast", action="store_true", help="finish processing in fractions of a second")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every API answer")
+    parser.add_argument("--bandwidth-mib", type=float, default=0.0, help="per-connection cap on request bodies")
+    parser.add_argument("--resource-id", help="this resource's Azure resource id (model copy)")
+    parser.add_argument("--region", default="emulatorregion")
     args = parser.parse_args(argv)
     durations = FAST_DURATIONS if args.fast else None
     emulator = SpeechEmulator(
-        host=args.host, port=args.port, key=args.key, page_size=args.page_size, durations=durations
+        host=args.host,
+        port=args.port,
+        key=args.key,
+        page_size=args.page_size,
+        durations=durations,
+        resource_id=args.resource_id,
+        region=args.region,
+        latency=args.latency_ms / 1000,
+        bandwidth=args.bandwidth_mib * 1024 * 1024,
     ).start()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -1202,6 +1464,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Speech emulator on {emulator.url} (api-version {API_VERSION})", flush=True)
     print(f"SPEECH_ENDPOINT={emulator.url}", flush=True)
     print(f"SPEECH_KEY={emulator.key}", flush=True)
+    print(f"SPEECH_RESOURCE_ID={emulator.resource_id}", flush=True)
     while not stop.wait(0.5):
         pass
     emulator.stop()

@@ -105,12 +105,14 @@ def odata_string(value: str) -> str:
 
 
 def made_from(dataset: Dataset, path: str, content: str) -> bool:
-    """The full identity check: a managed dataset made from this content at this path."""
+    """The full identity check: a managed dataset made from this content at this path, holding its data (one
+    still being uploaded in blocks holds none yet: the upload engine resumes it)."""
     props = dataset.custom_properties
     return (
         managed.is_managed(dataset)
         and props.get(managed.SOURCE) == path
         and props.get(managed.SOURCE_CONTENT) == content
+        and not managed.upload_incomplete(dataset)
     )
 
 

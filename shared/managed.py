@@ -19,11 +19,19 @@ SOURCE_CONTENT = "sourceContent"  # dataset: the zip's content identity (shared.
 # No container name holds a colon, so it never collides with "<container>/<blob name>".
 UPLOAD_SOURCE_PREFIX = "upload:"
 SUPERSEDED_BY = "supersededBy"  # dataset: id of the dataset made from a newer upload to the same path
+# dataset uploaded in blocks (shared.upload): BLOCKS_UPLOADING from its creation until its blocks are committed, then
+# BLOCKS_COMMITTED. Until then it holds no data: lookups and plans pass over it, and the upload engine resumes it.
+# (A value that changes, never a key that goes away: right whether PATCH merges or replaces customProperties.)
+BLOCKS = "blocks"
+BLOCKS_UPLOADING = "uploading"
+BLOCKS_COMMITTED = "committed"
 DATASET_SET = "datasetSet"  # model: digest of the ids of the datasets it was trained on
 BASE_MODEL = "baseModel"  # model: id of the base model it was trained from
 REASON = "reason"  # model: why it was trained ("trained" = data changed, "expiry" = retrain before expiry)
 RETRAIN_OF = "retrainOf"  # model: id of the expiring model an expiry retrain replaces
 DEPLOY_REQUESTED = "deployRequested"  # model: ISO time a deploy message was queued for it
+COPY_OF = "copyOf"  # model: "<source model id>" of a model copied here from another resource or region
+PREVIOUS_MODEL = "previousModel"  # endpoint: id of the model it served before its last model change (rollback)
 ALERTED = "alerted"  # any: comma-separated tokens of alerts already raised ("failed", "30", "expired", ...)
 
 MAX_VALUE = 256
@@ -33,6 +41,17 @@ MAX_ENTRIES = 10
 def is_managed(entity: object) -> bool:
     props = getattr(entity, "custom_properties", None) or {}
     return props.get(MANAGED) == MANAGED_BY
+
+
+def upload_incomplete(dataset: object) -> bool:
+    """A dataset uploaded in blocks whose blocks are not committed yet: no data so far (see BLOCKS)."""
+    props = getattr(dataset, "custom_properties", None) or {}
+    return props.get(BLOCKS) == BLOCKS_UPLOADING
+
+
+def upload_source(locale: str, kind_folder: str, name: str) -> str:
+    """sourcePath of a dataset uploaded from outside the training container."""
+    return f"{UPLOAD_SOURCE_PREFIX}{locale}/{kind_folder}/{name}.zip"
 
 
 def dataset_set_digest(dataset_ids: Iterable[str]) -> str:

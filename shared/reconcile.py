@@ -1,5 +1,6 @@
 """The reconcile loop's decisions: pure functions from a snapshot (the zips, the Speech resource, a clock) to
-actions. Desired state = the zips in the training container; actual state = datasets, models, endpoints.
+actions. Desired state = the zips in the training container and the datasets uploaded in blocks from outside it
+(`upload:` sources, the newest of each); actual state = datasets, models, endpoints.
 
 Nothing here does I/O. The timers gather a Snapshot under the autopilot lock, call plan_poll / plan_expiry and
 carry out the returned actions; running a plan twice on the state it produced returns nothing new.
@@ -129,18 +130,40 @@ class LocaleState:
 
 def zip_dataset(snapshot: Snapshot, blob: ZipBlob) -> Dataset | None:
     """The managed dataset made from this zip's content (as its state records it), if any. A zip the previous
-    release handled (datasets keyed on the ETag, no state yet) matches while its ETag is unchanged."""
+    release handled (datasets keyed on the ETag, no state yet) matches while its ETag is unchanged. A dataset still
+    being uploaded in blocks does not count: the sweep hands the zip to the ingest again, which resumes it."""
     path = source_path(snapshot.container, blob.name)
     content = blob.state.content
     for dataset in snapshot.datasets:
         props = dataset.custom_properties
-        if not managed.is_managed(dataset) or props.get(managed.SOURCE) != path:
+        if not managed.is_managed(dataset) or props.get(managed.SOURCE) != path or managed.upload_incomplete(dataset):
             continue
         if content and props.get(managed.SOURCE_CONTENT) == content:
             return dataset
         if not blob.state.status and props.get(managed.SOURCE_ETAG) == blob.etag:
             return dataset
     return None
+
+
+def current_uploads(datasets: Iterable[Dataset]) -> dict[str, Dataset]:
+    """sourcePath -> the dataset of the newest upload to an `upload:` path (the CLI's block uploads): managed,
+    blocks committed, not superseded by another committed upload of the same path. An upload still in progress
+    is no data yet, so the dataset it would supersede stays until its blocks are committed."""
+    by_source: dict[str, list[Dataset]] = {}
+    for dataset in datasets:
+        source = dataset.custom_properties.get(managed.SOURCE, "")
+        if (
+            managed.is_managed(dataset)
+            and source.startswith(managed.UPLOAD_SOURCE_PREFIX)
+            and not managed.upload_incomplete(dataset)
+        ):
+            by_source.setdefault(source, []).append(dataset)
+    current: dict[str, Dataset] = {}
+    for source, group in by_source.items():
+        ids = {d.id for d in group}
+        live = [d for d in group if d.custom_properties.get(managed.SUPERSEDED_BY) not in ids]
+        current[source] = max(live or group, key=lambda d: (d.created is not None, d.created, d.id))
+    return current
 
 
 def managed_endpoints(endpoints: Iterable[Endpoint]) -> dict[str, Endpoint]:
@@ -170,6 +193,11 @@ def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
             state(dataset.locale).desired[dataset.id] = dataset
         elif dataset.status in ACTIVE:
             state(dataset.locale).pending.append(blob.name)
+    for source, dataset in current_uploads(snapshot.datasets).items():  # like zips: the newest version counts
+        if dataset.status == "Succeeded":
+            state(dataset.locale).desired[dataset.id] = dataset
+        elif dataset.status in ACTIVE:
+            state(dataset.locale).pending.append(source)
     for model in snapshot.models:
         if managed.is_managed(model):
             state(model.locale).models.append(model)

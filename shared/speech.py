@@ -9,6 +9,7 @@ Nothing secret (key, token, SAS) is ever logged: log lines carry method, path an
 from __future__ import annotations
 
 import email.utils
+import io
 import logging
 import random
 import threading
@@ -28,6 +29,7 @@ TOKEN_SCOPE = "https://cognitiveservices.azure.com/.default"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 MAX_PAGES = 10_000  # of one list: a million entities at the service's page size of 100
+MAX_BLOCK_BYTES = 8 * 1024 * 1024  # Datasets_UploadBlock, api-version 2025-10-15
 # A POST that got one of these was refused before doing anything, so it is safe to send again.
 POST_RETRY_STATUSES = frozenset({429})
 
@@ -276,6 +278,76 @@ class WebHook:
         )
 
 
+@dataclass(frozen=True)
+class UploadedBlocks:
+    """Datasets_GetBlocks: (name, size) of the blocks the service holds for a dataset uploaded in blocks."""
+
+    committed: tuple[tuple[str, int], ...]
+    uncommitted: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any] | None) -> UploadedBlocks:
+        def blocks(name: str) -> tuple[tuple[str, int], ...]:
+            return tuple(
+                (str(b.get("name", "")), int(b.get("size") or 0)) for b in (raw or {}).get(name) or () if b.get("name")
+            )
+
+        return cls(committed=blocks("committedBlocks"), uncommitted=blocks("uncommittedBlocks"))
+
+
+@dataclass(frozen=True)
+class ModelCopyAuthorization:
+    """Models_AuthorizeCopy's answer on the target resource: what Models_Copy on the source takes as its body."""
+
+    id: str
+    source_resource_id: str
+    target_resource_id: str
+    target_resource_region: str
+    target_resource_endpoint: str
+    expires: datetime | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> ModelCopyAuthorization:
+        return cls(
+            id=str(raw["id"]),
+            source_resource_id=raw.get("sourceResourceId", ""),
+            target_resource_id=raw.get("targetResourceId", ""),
+            target_resource_region=raw.get("targetResourceRegion", ""),
+            target_resource_endpoint=raw.get("targetResourceEndpoint", ""),
+            expires=parse_time(raw.get("expirationDateTime")),
+            raw=raw,
+        )
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A long-running operation (Models_Copy, Operations_GetModelCopy); `result_uri` names what it made."""
+
+    id: str
+    self_uri: str
+    status: str
+    result_uri: str | None
+    error: EntityError | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("Succeeded", "Failed")
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Operation:
+        err = raw.get("error")
+        return cls(
+            id=str(raw.get("id") or entity_id(raw.get("self", ""))),
+            self_uri=raw.get("self", ""),
+            status=raw.get("status", ""),
+            result_uri=(raw.get("result") or {}).get("link"),
+            error=EntityError(str(err.get("code", "")), str(err.get("message", ""))) if err else None,
+            raw=raw,
+        )
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Authentication
 
@@ -409,6 +481,8 @@ class SpeechClient:
         data: bytes | None = None,
         content_type: str | None = None,
     ) -> Any:
+        """One API call with the retry rules above. A `data` body goes out as a stream of small writes (a fresh
+        one per attempt), so the timeout bounds each write's progress rather than the whole body's."""
         url, query = self._url(path_or_url)
         query.update({k: v for k, v in (params or {}).items() if v is not None})
         shown = urlsplit(url).path.removeprefix(urlsplit(self.base).path) or "/"
@@ -422,8 +496,9 @@ class SpeechClient:
             started = time.monotonic()
             self.calls += 1
             try:
+                body = io.BytesIO(data) if data else data
                 resp = self._session.request(
-                    method, url, params=query, json=json, data=data, headers=headers, timeout=self._timeout
+                    method, url, params=query, json=json, data=body, headers=headers, timeout=self._timeout
                 )
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 # ChunkedEncodingError: the connection broke while the response was read; like any connection
@@ -566,12 +641,22 @@ class SpeechClient:
         return dict(self.request("GET", "datasets/locales") or {})
 
     def upload_block(self, uri_or_id: str, block_id: str, data: bytes) -> None:
+        """Datasets_UploadBlock: at most 8 MiB (MAX_BLOCK_BYTES); an idempotent PUT, so retried like a GET."""
+        if len(data) > MAX_BLOCK_BYTES:
+            raise ValueError(f"a block holds at most {MAX_BLOCK_BYTES} bytes, not {len(data)}")
         url = self.uri("datasets", uri_or_id).replace("?", "/blocks?", 1)
         self.request("PUT", url, params={"blockid": block_id}, data=data, content_type="application/octet-stream")
 
-    def commit_blocks(self, uri_or_id: str, block_ids: list[str]) -> None:
+    def get_blocks(self, uri_or_id: str) -> UploadedBlocks:
+        """Datasets_GetBlocks: the committed and uncommitted blocks of a dataset uploaded in blocks."""
+        url = self.uri("datasets", uri_or_id).replace("?", "/blocks?", 1)
+        return UploadedBlocks.from_json(self.request("GET", url))
+
+    def commit_blocks(self, uri_or_id: str, block_ids: list[str], kind: str = "Latest") -> None:
+        """Datasets_CommitBlocks: the dataset's content is these blocks, in this order. A POST: not repeated after
+        an ambiguous failure (the caller settles it with get_blocks)."""
         url = self.uri("datasets", uri_or_id).replace("?", "/blocks:commit?", 1)
-        self.request("POST", url, json=[{"kind": "Latest", "id": block} for block in block_ids])
+        self.request("POST", url, json=[{"kind": kind, "id": block} for block in block_ids])
 
     # -- models ------------------------------------------------------------------------------------------------
 
@@ -611,6 +696,22 @@ class SpeechClient:
 
     def get_base_model(self, uri_or_id: str) -> BaseModel:
         return BaseModel.from_json(self.request("GET", self.uri("models/base", uri_or_id)))
+
+    # -- model copy (to another Speech resource or region) ----------------------------------------------------
+
+    def authorize_copy(self, source_resource_id: str) -> ModelCopyAuthorization:
+        """Models_AuthorizeCopy, called on the TARGET resource: lets `source_resource_id` copy a model here."""
+        body = {"sourceResourceId": source_resource_id}
+        return ModelCopyAuthorization.from_json(self.request("POST", "models:authorizecopy", json=body))
+
+    def copy_model(self, uri_or_id: str, authorization: ModelCopyAuthorization) -> Operation:
+        """Models_Copy, called on the SOURCE resource with the target's authorization; follow the operation."""
+        url = self.uri("models", uri_or_id).replace("?", ":copy?", 1)
+        return Operation.from_json(self.request("POST", url, json=dict(authorization.raw)))
+
+    def get_model_copy_operation(self, uri_or_id: str) -> Operation:
+        """Operations_GetModelCopy."""
+        return Operation.from_json(self.request("GET", self.uri("operations/models/copy", uri_or_id)))
 
     # -- endpoints ---------------------------------------------------------------------------------------------
 

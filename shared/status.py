@@ -1,14 +1,12 @@
 """Status: per locale, the managed endpoint, its model and status, base model, created, expires, days left,
 datasets and pending work. Works against the emulator and a real Speech resource with the same settings.
 
-    python -m shared.status [--json] [--settings local.settings.json]
+The command is `speech-autopilot status` (shared/cli.py); `python -m shared.status [--json] [--settings FILE]`
+stays as an alias of it.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -87,27 +85,19 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip() for line in table)
 
 
-def gather() -> Snapshot:
+def gather(config=None) -> Snapshot:
     from shared import context
     from shared.flows.timers import snapshot
 
-    config = context.settings()
+    config = config or context.settings()
     return snapshot(config, context.speech(config), context.training_container(config))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Status of the locales managed by Custom Speech Autopilot.")
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
-    parser.add_argument("--settings", help="read settings from a local.settings.json file")
-    args = parser.parse_args(argv)
-    if args.settings:
-        with open(args.settings, encoding="utf-8") as handle:
-            for key, value in json.load(handle).get("Values", {}).items():
-                if value:
-                    os.environ.setdefault(key, str(value))
-    rows = build_status(gather())
-    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
-    return 0
+    """`python -m shared.status` is an alias of `python -m shared.cli status` (same options)."""
+    from shared.cli import main as cli_main
+
+    return cli_main(["status", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

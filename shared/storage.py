@@ -71,7 +71,9 @@ def queue_service(conn: StorageConnection) -> Any:
     if conn.connection_string:
         return QueueServiceClient.from_connection_string(conn.connection_string)
     if not conn.queue_service_uri:
-        raise ValueError("AzureWebJobsStorage__queueServiceUri (or __accountName) is needed to send queue messages")
+        from shared.settings import SettingError
+
+        raise SettingError("setting AzureWebJobsStorage__queueServiceUri (or __accountName) is required for queues")
     return QueueServiceClient(account_url=conn.queue_service_uri, credential=_credential(conn))
 
 

@@ -55,6 +55,24 @@ def emulator(spec: SpecContract | None, contract_problems: list[str]) -> Iterato
 
 
 @pytest.fixture
+def target_emulator(spec: SpecContract | None, contract_problems: list[str]) -> Iterator[SpeechEmulator]:
+    """A second Speech resource (another region), for model copies; spec-checked like the first."""
+
+    def observe(method, url, request_json, status, response_json, content_type=None):
+        if spec is None or "/_emulator/" in url:
+            return
+        for problem in spec.check_request(method, url, request_json, content_type):
+            contract_problems.append(f"target: request {method} {url}: {problem}")
+        for problem in spec.check_response(method, url, status, response_json):
+            contract_problems.append(f"target: response {status} to {method} {url}: {problem}")
+
+    server = SpeechEmulator(durations=dict(FAST), observer=observe, key="target-key-0123", region="westeurope")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def names() -> dict[str, str]:
     """Unique container and queue names per test, so tests share one Azurite without seeing each other."""
     tag = uuid.uuid4().hex[:10]

@@ -146,6 +146,7 @@ def test_a_manual_rollback_redeploys_the_older_model(runtime, container, emulato
     [endpoint] = endpoints(emulator)
     assert endpoint["model"]["self"].split("?")[0].endswith(older.id)
     assert endpoint["customProperties"]["reason"] == "rollback"
+    assert endpoint["customProperties"]["previousModel"] == newer.id  # the model it served before
 
 
 def test_the_endpoint_limit_gives_a_clear_alert(runtime, container, emulator, deploy_env):
@@ -167,6 +168,7 @@ def test_an_explicit_endpoint_is_patched(runtime, container, emulator, deploy_en
     send(runtime, deploy_env, helpers.deploy_message("en-US", newer.self_uri, endpoint=other.self_uri))
     assert len(endpoints(emulator)) == 1
     assert speech.get_endpoint(other.id).model_id == newer.id
+    assert speech.get_endpoint(other.id).custom_properties == {}  # not ours: its properties are left alone
 
 
 def test_a_model_url_on_another_host_is_looked_up_by_id_under_speech_endpoint(runtime, container, emulator, deploy_env):

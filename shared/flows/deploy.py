@@ -124,6 +124,11 @@ def _apply(speech: SpeechClient, plan: Plan, request: DeployRequest, model_uri: 
     props = None  # an endpoint the app does not manage keeps its customProperties as they are
     if managed.is_managed(plan.endpoint):
         props = managed.with_properties(plan.endpoint.custom_properties, **{managed.REASON: request.reason})
+        if plan.endpoint.model_id:  # what a rollback without a named model goes back to
+            try:
+                props = managed.with_properties(props, **{managed.PREVIOUS_MODEL: plan.endpoint.model_id})
+            except ValueError:  # all 10 entries taken by others: deploy anyway, without the record
+                log.warning("endpoint %s: no room to record its previous model", plan.endpoint.id)
     speech.update_endpoint(plan.endpoint.id, model=model_uri, custom_properties=props)
     log.info("endpoint %s now deploys model %s (%s)", plan.endpoint.id, entity_id(model_uri), request.reason)
 

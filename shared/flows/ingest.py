@@ -16,7 +16,7 @@ from typing import Callable
 from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
-from shared import clock, context, ingest, managed
+from shared import clock, context, ingest, managed, upload
 from shared.alerts import Alert, deliver
 from shared.settings import Settings
 from shared.speech import Dataset, SpeechClient, SpeechError
@@ -122,7 +122,7 @@ def _create_dataset(config, blob, send, props, state, path, target, content, war
             return []
         request = ingest.dataset_request(target, path, content)
         try:
-            dataset = _submit(config, speech, blob, request)
+            dataset = _submit(config, speech, blob, props, request)
         except SpeechError as exc:
             if exc.transient or exc.ambiguous:
                 raise  # retried; the retry looks the dataset up before creating it
@@ -140,7 +140,12 @@ def _create_dataset(config, blob, send, props, state, path, target, content, war
     return []
 
 
-def _submit(config: Settings, speech: SpeechClient, blob: BlobClient, request: dict) -> Dataset:
+def _submit(config: Settings, speech: SpeechClient, blob: BlobClient, props, request: dict) -> Dataset:
+    """Hand the zip to the service: a read-only SAS it downloads (contentUrl), or, with DATASET_UPLOAD=blocks for
+    storage the service cannot reach, the upload engine streaming it in blocks (resuming an earlier attempt)."""
+    if config.dataset_upload == "blocks":
+        log.info("creating the %s dataset for %s from uploaded blocks", request["kind"], blob.blob_name)
+        return upload.dataset_from_blob(speech, blob, props.size, props.etag, request)
     url = content_sas_url(blob, config.sas_lifetime_hours)
     log.info("creating the %s dataset for %s from %s", request["kind"], blob.blob_name, redact(url))
     return speech.create_dataset(content_url=url, **request)
