@@ -25,6 +25,15 @@ REASON = "reason"  # model: why it was trained ("trained" = data changed, "expir
 RETRAIN_OF = "retrainOf"  # model: id of the expiring model an expiry retrain replaces
 DEPLOY_REQUESTED = "deployRequested"  # model: ISO time a deploy message was queued for it
 ALERTED = "alerted"  # any: comma-separated tokens of alerts already raised ("failed", "30", "expired", ...)
+# The quality gate (shared/quality.py):
+PURPOSE = "purpose"  # dataset: TEST_DATA for a test set (dropped under {locale}/test/); absent for training data
+TEST_DATA = "test"
+CANDIDATE = "candidate"  # evaluation: id of the model it judges (its model2)
+TEST_DATASET = "testDataset"  # evaluation: id of the test dataset it ran on
+TESTING_KIND = "testingKind"  # evaluation: "Evaluation", so the portal shows it as an accuracy test
+QUALITY_GATE = "qualityGate"  # model: the gate's last decision on it (passed | failed | error | untested)
+EVALUATION = "evaluation"  # model: id of the evaluation that decided it
+WORD_ERROR_RATE = "wordErrorRate"  # model: its word error rate there, a fraction as the service reports it
 
 MAX_VALUE = 256
 MAX_ENTRIES = 10
@@ -33,6 +42,12 @@ MAX_ENTRIES = 10
 def is_managed(entity: object) -> bool:
     props = getattr(entity, "custom_properties", None) or {}
     return props.get(MANAGED) == MANAGED_BY
+
+
+def is_test_data(entity: object) -> bool:
+    """A dataset the app made from a test zip: evaluated against, never trained on."""
+    props = getattr(entity, "custom_properties", None) or {}
+    return is_managed(entity) and props.get(PURPOSE) == TEST_DATA
 
 
 def dataset_set_digest(dataset_ids: Iterable[str]) -> str:
