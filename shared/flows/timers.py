@@ -1,7 +1,8 @@
 """Timers that reconcile: gather a snapshot under the autopilot lock, ask the pure planner, carry out the actions.
 
 `reconcile` (POLL_SCHEDULE): sweep zips no event handled, follow processing and training, train when a locale's
-data change, request deployments, report endpoint outcomes. `expiry` (EXPIRY_SCHEDULE): expiry tiers, hands-off
+data change, evaluate candidates against the locale's test set (the quality gate), request deployments, report
+endpoint outcomes. `expiry` (EXPIRY_SCHEDULE): expiry tiers, hands-off
 retrains. Cost per run: one container listing plus one paged list per collection; no GET per resource.
 """
 
@@ -15,7 +16,7 @@ from typing import Callable
 from azure.core.exceptions import AzureError
 from azure.storage.blob import ContainerClient
 
-from shared import clock, context, reconcile
+from shared import clock, context, quality, reconcile
 from shared.alerts import Alert, deliver
 from shared.flows.ingest import ingest_blob
 from shared.settings import Settings
@@ -26,7 +27,10 @@ log = logging.getLogger("autopilot.timers")
 
 
 def poll_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconcile.Action]]:
-    return lambda snap: reconcile.plan_poll(snap, auto_deploy=config.auto_deploy, auto_retrain=config.auto_retrain)
+    gate = quality.Quality.from_settings(config)
+    return lambda snap: reconcile.plan_poll(
+        snap, auto_deploy=config.auto_deploy, auto_retrain=config.auto_retrain, gate=gate
+    )
 
 
 def expiry_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconcile.Action]]:
@@ -86,6 +90,7 @@ def snapshot(config: Settings, speech: SpeechClient, container: ContainerClient)
         models=list(speech.list_models()),
         base_models=list(speech.list_base_models()),
         endpoints=list(speech.list_endpoints()),
+        evaluations=list(speech.list_evaluations()),
     )
 
 
@@ -156,11 +161,30 @@ def _execute(
                     len(action.dataset_ids),
                     action.base_model_id,
                 )
+            elif isinstance(action, reconcile.CreateEvaluation):
+                evaluation = speech.create_evaluation(
+                    display_name=action.display_name,
+                    locale=action.locale,
+                    model1=action.model1,
+                    model2=action.model2,
+                    dataset=action.dataset,
+                    description=action.description,
+                    custom_properties=action.custom_properties,
+                )
+                log.info(
+                    "evaluating model %s against %s on test dataset %s for %s: evaluation %s",
+                    entity_id(action.model2),
+                    entity_id(action.model1),
+                    action.dataset,
+                    action.locale,
+                    evaluation.id,
+                )
             elif isinstance(action, reconcile.UpdateProperties):
                 update = {
                     "datasets": speech.update_dataset,
                     "models": speech.update_model,
                     "endpoints": speech.update_endpoint,
+                    "evaluations": speech.update_evaluation,
                 }[action.collection]
                 update(action.id, custom_properties=dict(action.custom_properties))
             elif isinstance(action, reconcile.RecordState):
