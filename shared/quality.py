@@ -95,11 +95,13 @@ class EvaluationView:
 
     def __init__(self, evaluations: Iterable[Evaluation]) -> None:
         self.by_pair: dict[tuple[str, str], Evaluation] = {}
+        self.by_id: dict[str, Evaluation] = {}
         self._measured: dict[str, tuple[Evaluation, float]] = {}
         self.newest_by_locale: dict[str, Evaluation] = {}
         for evaluation in evaluations:
             if not managed.is_managed(evaluation):
                 continue
+            self.by_id[evaluation.id] = evaluation
             key = (candidate_of(evaluation) or "", test_dataset_of(evaluation) or "")
             if _newer(self.by_pair.get(key), evaluation):
                 self.by_pair[key] = evaluation
