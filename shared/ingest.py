@@ -86,6 +86,12 @@ def parse_blob_name(blob_name: str) -> Target | list[str]:
     return Target(locale=canonical_locale(locale), kind=kind, name=stem, test=test)  # type: ignore[arg-type]
 
 
+def is_test_zip(blob_name: str) -> bool:
+    """A zip at {locale}/test/{name}.zip (test data for the quality gate)."""
+    target = parse_blob_name(blob_name)
+    return isinstance(target, Target) and target.test
+
+
 def locale_reasons(target: Target, supported: Mapping[str, Iterable[str]]) -> list[str]:
     locales = {loc.lower(): loc for loc in supported.get(target.kind, ())}
     if target.locale.lower() in locales:

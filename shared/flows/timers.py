@@ -19,6 +19,7 @@ from azure.storage.blob import ContainerClient
 from shared import clock, context, quality, reconcile
 from shared.alerts import Alert, deliver
 from shared.flows.ingest import ingest_blob
+from shared.ingest import is_test_zip
 from shared.settings import Settings
 from shared.speech import SpeechClient, SpeechError, entity_id
 from shared.storage import LockBusy, StateConflict, autopilot_lock, list_zips, write_state
@@ -82,15 +83,18 @@ class Outbox:
 
 
 def snapshot(config: Settings, speech: SpeechClient, container: ContainerClient) -> reconcile.Snapshot:
+    """Evaluations are listed only where the container holds a test set: the gate evaluates nothing without one, so
+    a resource without test data pays no extra call per pass."""
+    zips = list_zips(container)
     return reconcile.Snapshot(
         now=clock.now(),
         container=container.container_name,
-        zips=list_zips(container),
+        zips=zips,
         datasets=list(speech.list_datasets()),
         models=list(speech.list_models()),
         base_models=list(speech.list_base_models()),
         endpoints=list(speech.list_endpoints()),
-        evaluations=list(speech.list_evaluations()),
+        evaluations=list(speech.list_evaluations()) if any(is_test_zip(z.name) for z in zips) else [],
     )
 
 
