@@ -57,11 +57,6 @@ def decision_of(model: object) -> str | None:
     return props.get(managed.QUALITY_GATE)
 
 
-def points(rate: float | None) -> float | None:
-    """A word error rate as the service gives it (a fraction) in percent."""
-    return None if rate is None else round(rate * 100, 6)
-
-
 def percent(rate: float | None) -> str:
     return "?" if rate is None else f"{rate * 100:.2f} %"
 
