@@ -290,3 +290,22 @@ def untested_alert(candidate: CustomModel, container: str, now: datetime) -> Ale
         at=now,
         key=f"{candidate.id}:{UNTESTED}",
     )
+
+
+def refused_token(dataset_id: str) -> str:
+    """The token on a candidate whose evaluation on this test set the service refused (Evaluations_Create)."""
+    return f"refused-{dataset_id[:8]}"
+
+
+def refused_alert(candidate: CustomModel, dataset_id: str, why: str, now: datetime) -> Alert:
+    return make_alert(
+        "evaluation-error",
+        resource=candidate.self_uri,
+        locale=candidate.locale,
+        message=f"The Speech service refused to evaluate model {candidate.display_name} ({candidate.id}) on test "
+        f"dataset {dataset_id}: {why}. It is not deployed; drop a usable test set (audio + transcript) or deploy it "
+        "by hand (reason manual).",
+        details={"model2": candidate.id, "dataset": dataset_id, "error": why, "decision": ERROR},
+        at=now,
+        key=f"{candidate.id}:{dataset_id}:refused",
+    )

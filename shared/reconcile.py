@@ -745,6 +745,8 @@ class Gate:
             )
         evaluation = self.evaluations.find(candidate.id, test.id)
         if evaluation is None:
+            if quality.refused_token(test.id) in managed.alerted(candidate):
+                return GateStep(open=False)  # the service refused this test set for it (evaluation-error said so)
             return self._evaluate(state, candidate, test)
         if evaluation.status not in ("Succeeded", "Failed"):
             return GateStep(open=False)

@@ -552,3 +552,12 @@ def test_base_models_in_the_snapshot_are_the_fallback_baseline():
     snapshot = dataclasses.replace(locale(), endpoints=[], base_models=[base_model("base-2025")])
     [create] = of(poll(snapshot), CreateEvaluation)
     assert create.model1 == uri("models/base", "base-2025")
+
+
+def test_a_test_set_the_service_refused_for_a_candidate_is_not_asked_again_a_newer_one_is():
+    refused = {"props": {managed.ALERTED: quality.refused_token("t1"), managed.QUALITY_GATE: "error"}}
+
+    assert poll(locale(candidate=refused)) == []
+    newer = held_out("t2", "en-US/test/new.zip", created=NOW - days(1))
+    [create] = poll(locale(candidate=refused, tests=(held_out("t1"), newer)))
+    assert isinstance(create, CreateEvaluation) and create.dataset == "t2"

@@ -280,3 +280,31 @@ def test_a_test_set_is_never_trained_on(runtime, container, emulator, gate_env, 
     test_props = emulator.datasets[changed]["customProperties"]
     assert test_props["purpose"] == "test" and emulator.datasets[changed]["kind"] == "Acoustic"
     assert emulator.datasets[test_dataset]["customProperties"][managed.SUPERSEDED_BY] == changed
+
+
+def test_an_evaluation_the_service_refuses_alerts_once_and_a_new_test_set_is_tried(
+    runtime, container, emulator, gate_env
+):
+    first = serving_locale(runtime, container, emulator, gate_env)
+    held = candidate(runtime, container, emulator)
+    refusal = {
+        "code": "InvalidArgument",
+        "message": "The dataset holds no audio that can be evaluated.",
+        "innerError": {"code": "InvalidDataset", "message": "The dataset holds no audio that can be evaluated."},
+    }
+    emulator.inject(status=400, count=1, retry_after=None, method="POST", path_contains="/evaluations", body=refusal)
+
+    reconcile(runtime)
+    reconcile(runtime)  # not asked again for this test set
+
+    [alert] = alerts_of(runtime, gate_env["ALERT_QUEUE"])
+    assert (alert["kind"], alert["severity"]) == ("evaluation-error", "warning")
+    assert "refused to evaluate" in alert["message"] and "no audio that can be evaluated" in alert["message"]
+    assert [r["status"] for r in emulator.requests if r["method"] == "POST" and "/evaluations" in r["path"]] == [400]
+    assert emulator.models[held.id]["customProperties"]["qualityGate"] == "error"
+    assert queued(runtime, gate_env) == [] and serving_model(emulator) == first.id
+
+    drop_test_set(runtime, container, emulator, name="en-US/test/usable.zip")
+    [passed] = judge(runtime, gate_env, emulator)
+    assert passed["kind"] == "evaluation-passed"
+    assert [m["model"] for m in queued(runtime, gate_env)] == [held.self_uri]

@@ -16,7 +16,7 @@ from typing import Callable
 from azure.core.exceptions import AzureError
 from azure.storage.blob import ContainerClient
 
-from shared import clock, context, quality, reconcile
+from shared import clock, context, managed, quality, reconcile
 from shared.alerts import Alert, deliver
 from shared.flows.ingest import ingest_blob
 from shared.ingest import is_test_zip
@@ -166,15 +166,21 @@ def _execute(
                     action.base_model_id,
                 )
             elif isinstance(action, reconcile.CreateEvaluation):
-                evaluation = speech.create_evaluation(
-                    display_name=action.display_name,
-                    locale=action.locale,
-                    model1=action.model1,
-                    model2=action.model2,
-                    dataset=action.dataset,
-                    description=action.description,
-                    custom_properties=action.custom_properties,
-                )
+                try:
+                    evaluation = speech.create_evaluation(
+                        display_name=action.display_name,
+                        locale=action.locale,
+                        model1=action.model1,
+                        model2=action.model2,
+                        dataset=action.dataset,
+                        description=action.description,
+                        custom_properties=action.custom_properties,
+                    )
+                except SpeechError as exc:
+                    if not _refused(exc):
+                        raise
+                    result.alerts += _evaluation_refused(snap, speech, outbox, action, exc)
+                    continue
                 log.info(
                     "evaluating model %s against %s on test dataset %s for %s: evaluation %s",
                     entity_id(action.model2),
@@ -198,3 +204,29 @@ def _execute(
         except (SpeechError, AzureError, StateConflict) as exc:
             result.failed += 1
             log.warning("action %s failed; a later pass retries it: %s", type(action).__name__, exc)
+
+
+def _refused(exc: SpeechError) -> bool:
+    """The service refused the request for good (not a throttle, an outage or a lost answer)."""
+    return not exc.transient and not exc.ambiguous and exc.status is not None and 400 <= exc.status < 500
+
+
+def _evaluation_refused(
+    snap: reconcile.Snapshot,
+    speech: SpeechClient,
+    outbox: Outbox,
+    action: reconcile.CreateEvaluation,
+    exc: SpeechError,
+) -> list[Alert]:
+    """Evaluations_Create refused (the test set or a model unusable for it): evaluation-error, delivered, then its
+    token recorded on the candidate so the next pass does not ask again for this test set (a new one is tried)."""
+    candidate = next((m for m in snap.models if m.id == entity_id(action.model2)), None)
+    if candidate is None:
+        log.warning("evaluation of model %s refused: %s", entity_id(action.model2), exc)
+        return []
+    alert = quality.refused_alert(candidate, action.dataset, f"{exc.message} ({exc.inner_code or exc.code})", snap.now)
+    outbox.deliver([alert])
+    props = managed.with_alerted(candidate.custom_properties, quality.refused_token(action.dataset))
+    speech.update_model(candidate.id, custom_properties=quality.record(props, quality.ERROR))
+    log.warning("evaluation of model %s on test dataset %s refused: %s", candidate.id, action.dataset, exc)
+    return [alert]
