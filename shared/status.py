@@ -87,8 +87,8 @@ def _last_gate(state: LocaleState, evaluations: quality.EvaluationView) -> dict[
     running = evaluations.newest_by_locale.get(state.locale)
     if running is not None and running.status in ACTIVE:
         return {"decision": "evaluating", "model": quality.candidate_of(running), "evaluation": running.id}
-    decided = [m for m in state.models if quality.decision_of(m)]
-    model = max(decided, key=lambda m: (m.created is not None, m.created or 0), default=None) if decided else None
+    decided = [m for m in state.models if quality.decision_of(m) and m.created is not None]
+    model = max(decided, key=lambda m: m.created, default=None)
     if model is None:
         return None
     found = evaluations.by_id.get(model.custom_properties.get(managed.EVALUATION, ""))
