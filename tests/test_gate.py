@@ -561,3 +561,22 @@ def test_a_test_set_the_service_refused_for_a_candidate_is_not_asked_again_a_new
     newer = held_out("t2", "en-US/test/new.zip", created=NOW - days(1))
     [create] = poll(locale(candidate=refused, tests=(held_out("t1"), newer)))
     assert isinstance(create, CreateEvaluation) and create.dataset == "t2"
+
+
+# -- the drop convention's test folder ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["en-US/test/holdout.zip", "EN-us/Test/holdout.ZIP", "en-US/test/2026/holdout.zip"])
+def test_the_test_folder_makes_acoustic_test_data(name):
+    from shared.ingest import Target, dataset_request, is_test_zip, parse_blob_name
+
+    target = parse_blob_name(name)
+
+    assert target == Target("en-US", "Acoustic", "holdout", test=True) and is_test_zip(name)
+    request = dataset_request(target, f"training/{name}", "zip1:abc")
+    assert request["kind"] == "Acoustic" and request["custom_properties"][managed.PURPOSE] == managed.TEST_DATA
+    assert request["display_name"] == "holdout (Acoustic test data, en-US)"
+    assert not is_test_zip("en-US/acoustic/holdout.zip")
+    assert (
+        managed.PURPOSE not in dataset_request(parse_blob_name("en-US/acoustic/a.zip"), "p", "c")["custom_properties"]
+    )
