@@ -2,8 +2,9 @@
 Azurite and the Speech emulator, on a simulated clock. Prints and writes a report and a timeline picture.
 
 The simulation (seeded, so a run is reproducible):
-- every locale drops an acoustic and a language zip at the start, then a few language zips at random times (no two
-  of a locale within a week). The first locale gets data all along; the others only in their first months, so only
+- every locale drops an acoustic and a language zip at the start, with a test set (`{locale}/test/holdout.zip`,
+  audio + transcript) for the quality gate, then a few language zips at random times (no two of a locale within a
+  week). The first locale gets data all along; the others only in their first months, so only
   expiry retrains keep them alive later;
 - every locale gets a base model each quarter (released Mar 1, Jun 1, Sep 1, Dec 1; two years of releases exist
   before the start). The emulator dates each by the documented quarter rule (quarters end Jan 15, Apr 15, Jul 15,
@@ -12,7 +13,9 @@ The simulation (seeded, so a run is reproducible):
 - incidents on the first locale, each with a zip dropped so that it matters: a training that fails; an hour in which
   every API call gets 429 with Retry-After; a day on which every PATCH of an endpoint gets 503 (the deploy message
   ends in the poison queue);
-- realistic durations on the emulator's clock: datasets 2 h, training 26 h, endpoints 20 min;
+- a regression on the first locale: the model trained on one drop is worse on the test set than the serving model
+  (the emulator's word error rates, otherwise a little better with every dataset); the quality gate holds it back;
+- realistic durations on the emulator's clock: datasets 2 h, training 26 h, evaluations 2 h, endpoints 20 min;
 - the host fires the timers on their NCRONTAB schedules: POLL_SCHEDULE hourly (production default: every 5 minutes,
   315,000 runs in three years) and EXPIRY_SCHEDULE daily at 06:00 (the default).
 
@@ -50,11 +53,11 @@ from local.runtime import Invocation
 from local.speech_emulator import SpeechEmulator
 from shared import clock, context, managed
 from shared.reconcile import managed_endpoints
-from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, entity_id
+from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, Evaluation, entity_id
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)
-DURATIONS = {"dataset": 2 * 3600, "model": 26 * 3600, "endpoint": 20 * 60}
+DURATIONS = {"dataset": 2 * 3600, "model": 26 * 3600, "endpoint": 20 * 60, "evaluation": 2 * 3600}
 POLL_FUNCTION = "reconcile"
 SCHEDULES = {"POLL_SCHEDULE": "0 0 * * * *", "EXPIRY_SCHEDULE": "0 0 6 * * *"}
 POLLS_PER_DAY = 24
@@ -72,6 +75,9 @@ LAST_DROP_MARGIN_DAYS = 45  # no drop so late that its model cannot be seen serv
 OVERWRITE_ODDS = 0.25  # a later drop replaces the language zip of the start instead of adding one
 
 INCIDENTS = {"fail-training": 0.25, "throttle": 0.5, "patch-outage": 0.75}  # kind -> where in the run
+REGRESSION_AT = 0.4  # where in the run the first locale's drop trains a model worse than the serving one
+REGRESSED_WER = 0.2  # its word error rate on the test set; the others' are 0.12 less 0.01 per dataset
+TEST_SET_LINES = 20
 THROTTLE_FOR = timedelta(hours=1)
 OUTAGE_AFTER_DROP = timedelta(hours=20)  # the drop's model is trained and deployed inside the outage
 OUTAGE_FOR = timedelta(days=1)
@@ -84,7 +90,7 @@ IN_FLIGHT = ("NotStarted", "Running")
 # whether the model still served the endpoint at its expiry date (see classify_expiry).
 ACTIONABLE = frozenset({
     "zip-rejected", "dataset-failed", "model-failed", "no-base-model", "endpoint-failed", "retrain-impossible",
-    "deploy-rejected", "deploy-poisoned",
+    "deploy-rejected", "deploy-poisoned", "evaluation-failed", "evaluation-error",
 })  # fmt: skip
 
 log = logging.getLogger("autopilot.soak")
@@ -96,7 +102,7 @@ log = logging.getLogger("autopilot.soak")
 @dataclass(frozen=True)
 class Event:
     at: datetime
-    kind: str  # release | drop | clear-faults | an INCIDENTS kind
+    kind: str  # release | drop | clear-faults | regress | an INCIDENTS kind
     locale: str
     blob: str = ""  # drop: the blob name; incident: the blob of the zip dropped with it
     until: datetime | None = None  # incident: when its faults are cleared
@@ -105,7 +111,7 @@ class Event:
 def scenario(locales: Sequence[str], days: int, seed: int) -> list[Event]:
     rng = random.Random(seed)
     end = START + timedelta(days=days)
-    events = incidents(locales[0], days)
+    events = incidents(locales[0], days) + regression(locales[0], days)
     for index, locale in enumerate(locales):
         last_day = days - LAST_DROP_MARGIN_DAYS if index == 0 else min(days - LAST_DROP_MARGIN_DAYS, DORMANT_AFTER_DAYS)
         taken = [(e.at - START).days for e in events if e.kind == "drop" and e.locale == locale]
@@ -126,7 +132,16 @@ def first_drops(locale: str) -> list[Event]:
     return [
         Event(START, "drop", locale, f"{locale}/acoustic/calls.zip"),
         Event(START, "drop", locale, f"{locale}/language/phrases.zip"),
+        Event(START, "drop", locale, f"{locale}/test/holdout.zip"),
     ]
+
+
+def regression(locale: str, days: int) -> list[Event]:
+    """A drop whose model does worse on the test set than the one serving (the quality gate holds it back)."""
+    day = round(days * REGRESSION_AT)
+    at = START + timedelta(days=day, hours=2)
+    blob = f"{locale}/language/day-{day:04d}.zip"
+    return [Event(at, "regress", locale, blob), Event(at, "drop", locale, blob)]
 
 
 def later_drops(rng: random.Random, locale: str, last_day: int, taken: list[int]) -> list[Event]:
@@ -175,6 +190,8 @@ def incidents(locale: str, days: int) -> list[Event]:
 
 
 def zip_for(event: Event) -> bytes:
+    if "/test/" in event.blob:
+        return samples.acoustic_zip(TEST_SET_LINES, seconds=0.1)
     if "/acoustic/" in event.blob:
         return samples.acoustic_zip(3)
     return samples.language_zip(20 + event.at.toordinal() % 40)
@@ -220,6 +237,7 @@ class Result:
     datasets: list[Dataset] = field(default_factory=list)
     models: list[CustomModel] = field(default_factory=list)
     base_models: list[BaseModel] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
 
 
 class Soak:
@@ -261,6 +279,8 @@ class Soak:
                 self.container.get_blob_client(event.blob).upload_blob(zip_for(event), overwrite=True)
             case "fail-training":
                 self.emulator.fail_next("model", "InternalError", "Training failed (injected by the soak).")
+            case "regress":
+                self.emulator.set_next_quality(REGRESSED_WER)
             case "throttle":
                 self.emulator.inject(429, count=UNTIL_CLEARED, retry_after=RETRY_AFTER_SECONDS)
             case "patch-outage":
@@ -291,7 +311,8 @@ class Soak:
         """Nothing in flight: every function of the round succeeded without writing, nothing is processing."""
         if any(not run.ok or run.writes for run in runs):
             return False
-        views = (self.emulator.view(collection).values() for collection in ("datasets", "models", "endpoints"))
+        collections = ("datasets", "models", "endpoints", "evaluations")
+        views = (self.emulator.view(collection).values() for collection in collections)
         return not any(item["status"] in IN_FLIGHT for view in views for item in view)
 
     def next_wake(self, quiet: bool, next_event: datetime) -> datetime:
@@ -305,6 +326,7 @@ class Soak:
         self.result.datasets = [Dataset.from_json(raw) for raw in self.emulator.datasets.values()]
         self.result.models = [CustomModel.from_json(raw) for raw in self.emulator.models.values()]
         self.result.base_models = [BaseModel.from_json(raw) for raw in self.emulator.base_models.values()]
+        self.result.evaluations = [Evaluation.from_json(raw) for raw in self.emulator.view("evaluations").values()]
 
 
 @contextlib.contextmanager
@@ -448,6 +470,8 @@ def training_rows(models: list[CustomModel], bases: dict[str, BaseModel], served
             "why": "data changed" if reason == "trained" else f"model {retrain_of} was about to expire",
             "retrainOf": retrain_of,
             "status": model.status,
+            "gate": props.get(managed.QUALITY_GATE),
+            "wordErrorRate": props.get(managed.WORD_ERROR_RATE),
             "baseModel": base.display_name if base else model.base_model_id,
             "datasets": len(model.dataset_ids),
             "served": [{"from": iso(s.start), "until": iso(s.end)} for s in served if s.model == model.id],
@@ -497,6 +521,19 @@ def locale_figures(result: Result, locale: str, served: list[Segment]) -> dict:
         "expiryRetrains": sum(retrains.values()),
         "mostExpiryRetrainsOfOneModel": max(retrains.values(), default=0),
         "failedTrainings": sum(1 for m in models if m.status == "Failed"),
+        "gatePassed": sum(1 for m in models if m.custom_properties.get(managed.QUALITY_GATE) == "passed"),
+        "heldBack": [
+            {
+                "model": m.id,
+                "gate": m.custom_properties.get(managed.QUALITY_GATE),
+                "created": iso(m.created),
+                "served": any(s.model == m.id for s in served),
+            }
+            for m in models
+            if m.custom_properties.get(managed.QUALITY_GATE) in ("failed", "error", "untested")
+        ],  # fmt: skip
+        "regressions": sum(1 for e in result.events if e.kind == "regress" and e.locale == locale),
+        "evaluations": sum(1 for e in result.evaluations if e.locale == locale),
         "mostManagedEndpoints": result.most_endpoints[locale],
         "trainings": training_rows(models, bases, served),
         "baseModels": [
@@ -669,6 +706,9 @@ def goals(report: dict, injected_failures: int) -> list[dict]:
         ("failed trainings (injected)", failed, injected_failures, lambda v: v == injected_failures),
         ("most managed endpoints of one locale", max(f["mostManagedEndpoints"] for f in locales), 1,
          lambda v: v <= 1),
+        ("regressing candidates the quality gate held back (never served)",
+         sum(1 for f in locales for h in f["heldBack"] if h["gate"] == "failed" and not h["served"]),
+         sum(f["regressions"] for f in locales), lambda v: v == sum(f["regressions"] for f in locales)),
         ("duplicate models or datasets", len(report["duplicates"]["models"]) + len(report["duplicates"]["datasets"]),
          0, lambda v: v == 0),
         ("incidents whose zip never reached the endpoint", sum(1 for i in report["incidents"] if not i["servedFrom"]),
@@ -690,8 +730,10 @@ def render_markdown(report: dict) -> str:
         f"{p['days']} simulated days ({p['start'][:10]} to {p['end'][:10]}), locales {', '.join(p['locales'])}, "
         f"seed {p['seed']}; POLL_SCHEDULE `{p['schedules']['POLL_SCHEDULE']}` (hourly), EXPIRY_SCHEDULE "
         f"`{p['schedules']['EXPIRY_SCHEDULE']}` (daily); datasets {p['durationsSeconds']['dataset'] // 3600} h, "
-        f"training {p['durationsSeconds']['model'] // 3600} h, endpoints {p['durationsSeconds']['endpoint'] // 60} "
-        f"min. {report['ticks']} host rounds in {report['wallSeconds']} s of wall time.",
+        f"training {p['durationsSeconds']['model'] // 3600} h, evaluations "
+        f"{p['durationsSeconds']['evaluation'] // 3600} h, endpoints {p['durationsSeconds']['endpoint'] // 60} "
+        f"min; a test set per locale, one regressing candidate. {report['ticks']} host rounds in "
+        f"{report['wallSeconds']} s of wall time.",
         "",
         "![timeline](soak-timeline.svg)",
         "",
@@ -707,13 +749,14 @@ def render_markdown(report: dict) -> str:
         "## Per locale",
         "",
         "| locale | days on an expired model | drop batches | data-change trainings | expiry retrains | failed "
-        "trainings | managed endpoints |",
-        "|---|---|---|---|---|---|---|",
+        "trainings | evaluations | passed the gate | held back by the gate | managed endpoints |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for locale, f in report["locales"].items():
         lines.append(
             f"| {locale} | {len(f['expiredDays'])} | {f['dropBatches']} | {f['dataTrainings']} (expected "
-            f"{f['expectedDataTrainings']}) | {f['expiryRetrains']} | {f['failedTrainings']} | "
+            f"{f['expectedDataTrainings']}) | {f['expiryRetrains']} | {f['failedTrainings']} | {f['evaluations']} | "
+            f"{f['gatePassed']} | {len(f['heldBack'])} (regressions injected: {f['regressions']}) | "
             f"{f['mostManagedEndpoints']} |"
         )
     lines += ["", "## Trainings", ""]
@@ -721,13 +764,17 @@ def render_markdown(report: dict) -> str:
         lines += [
             f"**{locale}**",
             "",
-            "| created | why | base model | datasets | status | served |",
-            "|---|---|---|---|---|---|",
+            "| created | why | base model | datasets | status | quality gate (word error rate) | served |",
+            "|---|---|---|---|---|---|---|",
         ]
         for t in f["trainings"]:
             served = ", ".join(f"{s['from'][:10]} to {s['until'][:10]}" for s in t["served"]) or "-"
+            gate = t["gate"] or "-"
+            if t["wordErrorRate"]:
+                gate += f" ({float(t['wordErrorRate']):.1%})"
             lines.append(
-                f"| {t['created'][:16]} | {t['why']} | {t['baseModel']} | {t['datasets']} | {t['status']} | {served} |"
+                f"| {t['created'][:16]} | {t['why']} | {t['baseModel']} | {t['datasets']} | {t['status']} | {gate} | "
+                f"{served} |"
             )
         lines.append("")
     lines += alert_section(report["alerts"])

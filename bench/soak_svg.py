@@ -17,6 +17,7 @@ COLORS = {
     "trained": ("#c6dbef", "#2171b5"),  # (model alive, model serving)
     "retrain": ("#dadaeb", "#6a51a3"),
     "failed": "#cb181d",
+    "held": "#fdd0a2",  # held back by the quality gate
     "adapt": "#41ab5d",
     "transcribe": "#c7e9c0",
     "drop": "#08519c",
@@ -160,14 +161,17 @@ def base_rows(canvas: Canvas, bases: list[dict], y: float) -> float:
 def model_row(canvas: Canvas, training: dict, y: float) -> None:
     created, expires = parse(training["created"]), parse(training["expires"])
     failed = training["status"] == "Failed"
-    label = ("expiry retrain" if training["reason"] == "expiry" else "data change") + (" (failed)" if failed else "")
+    held = training.get("gate") in ("failed", "error", "untested") and not training["served"]
+    label = ("expiry retrain" if training["reason"] == "expiry" else "data change") + (
+        " (failed)" if failed else " (held back)" if held else ""
+    )
     canvas.text(8, y + 11, f"{created:%Y-%m-%d} {label}", 10)
     title = f"model {training['model']} ({label}) on {training['baseModel']}, expires {expires:%Y-%m-%d}"
     if failed:
         canvas.span(created, parse(training["finished"]), y + 2, ROW - 5, COLORS["failed"], title)
         return
     alive, serving = COLORS["retrain" if training["reason"] == "expiry" else "trained"]
-    canvas.span(created, expires, y + 2, ROW - 5, alive, title)
+    canvas.span(created, expires, y + 2, ROW - 5, COLORS["held"] if held else alive, title)
     for served in training["served"]:
         canvas.span(parse(served["from"]), parse(served["until"]), y + 2, ROW - 5, serving, f"served {title}")
     if expires <= canvas.end:
@@ -199,6 +203,7 @@ def legend(canvas: Canvas, y: float) -> float:
         (COLORS["adapt"], "base model: can be adapted"), (COLORS["transcribe"], "base model: transcription only"),
         (COLORS["trained"][1], "model from a data change (dark: serving)"),
         (COLORS["retrain"][1], "expiry retrain (dark: serving)"), (COLORS["failed"], "failed training"),
+        (COLORS["held"], "held back by the quality gate"),
         (COLORS["drop"], "zip dropped"), (COLORS["actionable"], "actionable alert"),
         (COLORS["informational"], "informational alert"), (COLORS["incident"], "incident"),
     ]  # fmt: skip

@@ -1,8 +1,10 @@
 """The whole lifecycle offline, in well under a minute: Azurite + the Speech emulator + the offline host.
 
-zip validated -> dataset created -> processed -> model trained on both -> endpoint created; a second zip -> new
-model -> the same endpoint redeployed; a broken zip -> rejected; the clock moves toward expiry -> tiered alerts,
-hands-off retrain on a newer base model, redeploy; the status table. Every process it starts is stopped.
+zip validated -> dataset created -> processed -> model trained on both (not on the test set beside them) -> judged
+against its base model on the test set (the quality gate) -> endpoint created; a second zip -> new model -> judged
+against the serving model -> the same endpoint redeployed; a broken zip -> rejected; the clock moves toward
+expiry -> tiered alerts, hands-off retrain on a newer base model, redeploy; the status table. Every process it
+starts is stopped.
 
     python -m local.demo
 """
@@ -26,7 +28,7 @@ from shared.status import build_status, format_table
 from shared.storage import BlobState
 
 # Realistic durations on the emulator's clock (the demo moves that clock, so they cost no real time).
-DURATIONS = {"dataset": 2 * 3600, "model": 26 * 3600, "endpoint": 20 * 60}
+DURATIONS = {"dataset": 2 * 3600, "model": 26 * 3600, "endpoint": 20 * 60, "evaluation": 2 * 3600}
 STEP = timedelta(hours=2)
 
 
@@ -105,17 +107,26 @@ class Demo:
         return predicate(self.speech.get_model(endpoint.model_id))
 
     def run(self) -> None:
-        say("1. Two zips for en-US: acoustic (real 16 kHz WAV + transcript) and language text")
+        say(
+            "1. Two zips for en-US: acoustic (real 16 kHz WAV + transcript) and language text; and a test set "
+            "(audio + transcript) for the quality gate"
+        )
         self.drop("en-US/acoustic/calls.zip", samples.acoustic_zip(4))
         self.drop("en-US/language/phrases.zip", samples.language_zip(40))
+        self.drop("en-US/test/holdout.zip", samples.acoustic_zip(20, seconds=0.2))
         self.until(lambda: self.serving(lambda m: len(m.dataset_ids) == 2), "an endpoint serving both datasets")
         first = self.endpoint()
 
-        say("2. A second language zip: a new model, the same endpoint redeployed")
+        say("2. A second language zip: a new model, judged against the serving one on the test set, then deployed")
         self.drop("en-US/language/more-phrases.zip", samples.language_zip(80))
         self.until(lambda: self.serving(lambda m: len(m.dataset_ids) == 3), "the endpoint serving three datasets")
         assert self.endpoint().id == first.id, "the endpoint id must not change"
-        print(f"  endpoint {first.id} kept its id", flush=True)
+        gate = self.speech.get_model(self.endpoint().model_id).custom_properties
+        print(
+            f"  endpoint {first.id} kept its id; the model passed the quality gate (evaluation "
+            f"{gate.get('evaluation')}, word error rate {float(gate.get('wordErrorRate', 'nan')):.1%})",
+            flush=True,
+        )
 
         say("3. A broken zip: its transcript names a file that is not in it")
         self.drop("en-US/acoustic/broken.zip", samples.acoustic_zip(2, missing=("lost.wav",)))

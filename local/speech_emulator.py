@@ -8,6 +8,8 @@ validation rules and error shape (`code`, `message`, `innerError`), key or beare
 every response, the NotStarted -> Running -> Succeeded/Failed progression computed lazily from an emulator
 clock (real or frozen), the documented quarter rule for deprecation dates, forced failures and injected faults
 (error statuses with Retry-After, slow answers). An optional observer sees every request and response.
+Evaluations report word error rates a test controls (`set_quality`, `set_next_quality`; local/evaluations.py),
+-1 for every figure until they have Succeeded, as the service does.
 
 Choices where the service's behaviour is not documented: a `top` above `page_size` is cut to it (server-driven
 paging); PATCH replaces `customProperties` as a whole; a model without `baseModel` gets the locale's newest base
@@ -24,8 +26,9 @@ every API answer and a per-connection bandwidth cap on request bodies (`latency`
 Not emulated: transcriptions, projects (a `project` reference is echoed unchecked), files, manifests, web hook
 calls (challenge, ping, test), real training or recognition, regional differences.
 
-Control from Python (set_now, advance, inject, fail_next, add_base_model, ...) or, for other processes, over
-HTTP under /_emulator/ with the same key auth. Run alone: `python -m local.speech_emulator --port 8765 --fast`.
+Control from Python (set_now, advance, inject, fail_next, add_base_model, set_quality, ...) or, for other
+processes, over HTTP under /_emulator/ with the same key auth.
+Run alone: `python -m local.speech_emulator --port 8765 --fast`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ from typing import IO, Any, Callable, Mapping
 from urllib.error import HTTPError, URLError
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from urllib.request import ProxyHandler, build_opener
+
+from local import evaluations as quality
 
 log = logging.getLogger("speech_emulator")
 
@@ -523,6 +528,7 @@ class SpeechEmulator:
         self._entities: dict[str, dict[str, Entity]] = {name: {} for name in (*COLLECTIONS, BASE)}
         self._faults: list[Fault] = []
         self._failures: dict[str, deque[dict[str, str]]] = defaultdict(deque)
+        self.qualities = quality.Qualities()  # word error rates of models, as tests set them (evaluations)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         # model copy: this resource's identity, authorizations it issued (as a target), operations (as a source)
@@ -630,6 +636,16 @@ class SpeechEmulator:
         with self._lock:
             self._failures[kind].append({"code": code, "message": message})
 
+    def set_quality(self, model_id: str, wer: float) -> None:
+        """Evaluations report this word error rate (a fraction) for the custom or base model `model_id`."""
+        with self._lock:
+            self.qualities.set(model_id, wer)
+
+    def set_next_quality(self, wer: float) -> None:
+        """The next custom model created gets this word error rate (a fraction) in evaluations."""
+        with self._lock:
+            self.qualities.set_next(wer)
+
     def add_base_model(
         self,
         locale: str,
@@ -672,6 +688,7 @@ class SpeechEmulator:
             self._entities[BASE] = dict(self._seeded)
             self._faults.clear()
             self._failures.clear()
+            self.qualities.clear()
             self.requests.clear()
             self.downloads.clear()
             self._copy_authorizations.clear()
@@ -1052,6 +1069,7 @@ class SpeechEmulator:
         fields = {name: body[name] for name in SHARED_FIELDS if name in body}
         fields.update(baseModel=self._ref(base), datasets=[self._ref(d) for d in datasets])
         model = self._add("models", fields, {"features": dict(SHARED_FEATURES)})
+        self.qualities.created(model.id)
         model.deprecation = deprecation_dates(model.created, base_model=False)
         self._schedule(model, queued=True)
         return self._created(model)
@@ -1069,7 +1087,13 @@ class SpeechEmulator:
         self._schedule(endpoint, queued=True)
         return self._created(endpoint)
 
+    # evaluations (local/evaluations.py: the word error rates and the body check)
+
     def _create_evaluations(self, body: dict[str, Any]) -> Response:
+        try:
+            quality.check_body(body)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
         models = [self._usable_model(body[name], body["locale"]) for name in ("model1", "model2")]
         dataset = self._referenced(body["dataset"], ("datasets",))
         if dataset is None or dataset.fields["kind"] != "Acoustic" or dataset.status(self.now()) != "Succeeded":
@@ -1078,10 +1102,17 @@ class SpeechEmulator:
             raise invalid(f"The dataset is {dataset.fields['locale']}, not {body['locale']}.", "InvalidDataset")
         fields = {name: body[name] for name in SHARED_FIELDS if name in body}
         fields.update(model1=self._ref(models[0]), model2=self._ref(models[1]), dataset=self._ref(dataset))
-        evaluation = self._add("evaluations", fields, {})
-        evaluation.results = _evaluation_metrics(dataset.results.get("acceptedLineCount", 1))
+        evaluation = self._add("evaluations", fields, dict(quality.NOT_YET))
+        wer1, wer2 = (self._word_error_rate(model) for model in models)
+        evaluation.results = quality.metrics(wer1, wer2, dataset.results.get("acceptedLineCount", 1))
         self._schedule(evaluation, queued=True)
         return self._created(evaluation)
+
+    def _word_error_rate(self, model: Entity) -> float:
+        if model.collection == BASE:
+            return self.qualities.of_base(model.id)
+        base = self._referenced(model.fields.get("baseModel"), (BASE,))
+        return self.qualities.of_model(model.id, base.id if base else None, len(model.fields.get("datasets") or ()))
 
     def _create_webhooks(self, body: dict[str, Any]) -> Response:
         if not _is_http_url(body["webUrl"]):
@@ -1285,6 +1316,12 @@ class SpeechEmulator:
             if action == ("POST", "network"):
                 self.shape(latency=body.get("latency"), bandwidth=body.get("bandwidth"))
                 return Response(200, {"latency": self.latency, "bandwidth": self.bandwidth})
+            if action == ("POST", "quality"):
+                if "next" in body:
+                    self.set_next_quality(body["next"])
+                else:
+                    self.set_quality(body["model"], body["wer"])
+                return Response(204)
             if action == ("POST", "durations"):
                 self.set_durations(**body)
                 return Response(200, dict(self.durations))
@@ -1344,22 +1381,6 @@ def _int_query(req: Request, name: str, default: int) -> int:
         return int(text)
     except ValueError:
         raise invalid(f"The {name} query parameter must be an integer.", "UnsupportedPagination") from None
-
-
-def _evaluation_metrics(sentences: int) -> dict[str, Any]:
-    """Plausible, fixed numbers (nothing is recognized): the second model does a little better."""
-    words = max(sentences, 1) * 8
-    metrics: dict[str, Any] = {}
-    for n, rate in (("1", 0.12), ("2", 0.08)):
-        metrics.update(
-            {
-                f"wordErrorRate{n}": rate,
-                f"sentenceCount{n}": max(sentences, 1),
-                f"wordCount{n}": words,
-                f"correctWordCount{n}": round(words * (1 - rate)),
-            }
-        )
-    return metrics
 
 
 # -- HTTP plumbing -----------------------------------------------------------------------------------------------

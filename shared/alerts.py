@@ -46,6 +46,9 @@ KINDS: dict[str, str] = {
     "retrain-impossible": "critical",
     "deploy-rejected": "warning",
     "deploy-poisoned": "critical",
+    "evaluation-passed": "info",
+    "evaluation-failed": "warning",  # critical for an expiry retrain
+    "evaluation-error": "warning",
 }
 
 

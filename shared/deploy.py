@@ -2,6 +2,10 @@
 
 Message: {"locale": "en-US", "model": "<model self URI or id>", "endpoint": "<optional endpoint URI or id>",
           "reason": "trained" | "expiry" | "manual" | "rollback"}
+
+`trained` and `expiry` are the reconcile timer's automatic requests; `manual` and `rollback` are a person's
+decision and bypass the quality gate. An automatic request for a model whose recorded gate decision is a failure
+is refused (unless QUALITY_GATE is off): the timer never sends one, so it is a stale or hand-made message.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Sequence
 
+from shared import managed, quality
 from shared.ingest import LOCALE_PATTERN, canonical_locale
 from shared.reconcile import expiry_of, managed_endpoints
 from shared.speech import CustomModel, Endpoint, entity_id
 
 REASONS = ("trained", "expiry", "manual", "rollback")
+AUTOMATIC = frozenset({"trained", "expiry"})  # the timer's requests; manual and rollback are a person's
 MAX_ENDPOINTS = 50  # per Speech resource
 
 
@@ -122,8 +128,10 @@ def plan_deploy(
     model: CustomModel | None,
     endpoints: Sequence[Endpoint],
     now: datetime,
+    quality_gate: str = "off",
 ) -> Plan:
-    """What to do for a request, given the model (None: it does not exist) and every endpoint of the resource."""
+    """What to do for a request, given the model (None: it does not exist), every endpoint of the resource and
+    QUALITY_GATE."""
     if is_base_model_reference(request.model):
         return Plan("reject", f"{request.model} is a base model; deployments take a trained custom model")
     if model is None:
@@ -135,6 +143,15 @@ def plan_deploy(
     expiry = expiry_of(model)  # the service's date, or the documented quarter rule where it gives none
     if expiry is not None and expiry <= now:
         return Plan("reject", f"model {model.id} expired on {expiry:%Y-%m-%d} and can no longer transcribe")
+    if request.reason in AUTOMATIC and quality_gate != "off" and quality.decision_of(model) == quality.FAILED:
+        evaluation = model.custom_properties.get(managed.EVALUATION)
+        return Plan(
+            "reject",
+            f"model {model.id} failed the quality gate"
+            + (f" (evaluation {evaluation})" if evaluation else "")
+            + f"; an automatic '{request.reason}' deployment of it is refused. A deploy message with reason "
+            "manual deploys it anyway",
+        )
     if request.endpoint:
         wanted = entity_id(request.endpoint)
         target = next((e for e in endpoints if e.id == wanted), None)

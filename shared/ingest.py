@@ -30,6 +30,9 @@ KIND_FOLDERS: dict[str, str] = {
     "output-formatting": "OutputFormatting",
     "audio": "AudioFiles",
 }
+# Test data for the quality gate: audio + human-labeled transcript, checked like `acoustic`, never trained on.
+TEST_FOLDER = "test"
+TEST_KIND = "Acoustic"
 # language[-Script]-REGION, e.g. en-US, zh-CN, sr-Latn-RS; compared case-insensitively
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(-[a-z]{4})?-([a-z]{2}|\d{3})$", re.IGNORECASE)
 MAX_SOURCE_PATH = managed.MAX_VALUE
@@ -41,6 +44,7 @@ class Target:
     locale: str
     kind: str  # DatasetKind
     name: str  # the file name without folders and .zip
+    test: bool = False  # test data (the `test` folder): evaluated against, never trained on
 
 
 def source_path(container: str, blob_name: str) -> str:
@@ -60,21 +64,32 @@ def parse_blob_name(blob_name: str) -> Target | list[str]:
     if len(parts) < 3 or not all(parts):
         return [
             f"'{blob_name}' is not at {{locale}}/{{kind}}/{{name}}.zip "
-            f"(for example en-US/acoustic/calls.zip); kind folders: {', '.join(KIND_FOLDERS)}"
+            f"(for example en-US/acoustic/calls.zip); kind folders: {', '.join(KIND_FOLDERS)}, "
+            f"or {TEST_FOLDER} for test data"
         ]
     locale, folder, name = parts[0], parts[1], "/".join(parts[2:])
     reasons = []
     if not LOCALE_PATTERN.match(locale):
         reasons.append(f"'{locale}' is not a locale such as en-US (language-REGION)")
-    kind = KIND_FOLDERS.get(folder.lower())
+    test = folder.lower() == TEST_FOLDER
+    kind = TEST_KIND if test else KIND_FOLDERS.get(folder.lower())
     if kind is None:
-        reasons.append(f"unknown kind folder '{folder}'; use one of: {', '.join(KIND_FOLDERS)}")
+        reasons.append(
+            f"unknown kind folder '{folder}'; use one of: {', '.join(KIND_FOLDERS)} "
+            f"(training data), or {TEST_FOLDER} (test data: audio + transcript)"
+        )
     if not name.lower().endswith(".zip"):
         reasons.append(f"'{name}' is not a .zip file")
     if reasons:
         return reasons
     stem = name.rsplit("/", 1)[-1][: -len(".zip")]
-    return Target(locale=canonical_locale(locale), kind=kind, name=stem)  # type: ignore[arg-type]
+    return Target(locale=canonical_locale(locale), kind=kind, name=stem, test=test)  # type: ignore[arg-type]
+
+
+def is_test_zip(blob_name: str) -> bool:
+    """A zip at {locale}/test/{name}.zip (test data for the quality gate)."""
+    target = parse_blob_name(blob_name)
+    return isinstance(target, Target) and target.test
 
 
 def locale_reasons(target: Target, supported: Mapping[str, Iterable[str]]) -> list[str]:
@@ -121,13 +136,17 @@ def first_made_from(datasets: Iterable[Dataset], path: str, content: str) -> Dat
 
 
 def dataset_request(target: Target, path: str, content: str) -> dict:
-    """The Datasets_Create fields (all but contentUrl) for this content of the zip at `path`."""
+    """The Datasets_Create fields (all but contentUrl) for this content of the zip at `path`; a test zip's dataset
+    is marked as test data (customProperties purpose=test)."""
+    props = {managed.SOURCE: path, managed.SOURCE_CONTENT: content}
+    if target.test:
+        props[managed.PURPOSE] = managed.TEST_DATA
     return {
-        "display_name": f"{target.name} ({target.kind}, {target.locale})",
+        "display_name": f"{target.name} ({target.kind}{' test data' if target.test else ''}, {target.locale})",
         "locale": target.locale,
         "kind": target.kind,
         "description": description(path, content),
-        "custom_properties": managed.managed_properties(**{managed.SOURCE: path, managed.SOURCE_CONTENT: content}),
+        "custom_properties": managed.managed_properties(**props),
     }
 
 

@@ -33,6 +33,15 @@ DEPLOY_REQUESTED = "deployRequested"  # model: ISO time a deploy message was que
 COPY_OF = "copyOf"  # model: "<source model id>" of a model copied here from another resource or region
 PREVIOUS_MODEL = "previousModel"  # endpoint: id of the model it served before its last model change (rollback)
 ALERTED = "alerted"  # any: comma-separated tokens of alerts already raised ("failed", "30", "expired", ...)
+# The quality gate (shared/quality.py):
+PURPOSE = "purpose"  # dataset: TEST_DATA for a test set (dropped under {locale}/test/); absent for training data
+TEST_DATA = "test"
+CANDIDATE = "candidate"  # evaluation: id of the model it judges (its model2)
+TEST_DATASET = "testDataset"  # evaluation: id of the test dataset it ran on
+TESTING_KIND = "testingKind"  # evaluation: "Evaluation", so the portal shows it as an accuracy test
+QUALITY_GATE = "qualityGate"  # model: the gate's last decision on it (passed | failed | error | untested)
+EVALUATION = "evaluation"  # model: id of the evaluation that decided it
+WORD_ERROR_RATE = "wordErrorRate"  # model: its word error rate there, a fraction as the service reports it
 
 MAX_VALUE = 256
 MAX_ENTRIES = 10
@@ -52,6 +61,12 @@ def upload_incomplete(dataset: object) -> bool:
 def upload_source(locale: str, kind_folder: str, name: str) -> str:
     """sourcePath of a dataset uploaded from outside the training container."""
     return f"{UPLOAD_SOURCE_PREFIX}{locale}/{kind_folder}/{name}.zip"
+
+
+def is_test_data(entity: object) -> bool:
+    """A dataset the app made from a test zip: evaluated against, never trained on."""
+    props = getattr(entity, "custom_properties", None) or {}
+    return is_managed(entity) and props.get(PURPOSE) == TEST_DATA
 
 
 def dataset_set_digest(dataset_ids: Iterable[str]) -> str:

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Sequence, Union
 
-from shared import managed
+from shared import managed, quality
 from shared.alerts import Alert, make_alert
 from shared.ingest import Target, parse_blob_name, source_path
 from shared.quarters import custom_model_expiry
-from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, parse_time
+from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, Evaluation, parse_time
 from shared.storage import BlobState, ZipBlob
 
 ACTIVE = frozenset({"NotStarted", "Running"})
@@ -39,6 +39,7 @@ class Snapshot:
     models: Sequence[CustomModel]
     base_models: Sequence[BaseModel]
     endpoints: Sequence[Endpoint]
+    evaluations: Sequence[Evaluation] = ()
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,21 @@ class CreateModel:
 
 
 @dataclass(frozen=True)
+class CreateEvaluation:
+    """The quality gate's evaluation of a candidate model (model2) against model1 on a test dataset."""
+
+    locale: str
+    model1: str  # self URI: the model the endpoint serves, or the candidate's base model
+    model2: str  # self URI of the candidate
+    dataset: str  # test dataset id
+    display_name: str
+    description: str
+    custom_properties: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class UpdateProperties:
-    collection: str  # "datasets" | "models" | "endpoints"
+    collection: str  # "datasets" | "models" | "endpoints" | "evaluations"
     id: str
     custom_properties: Mapping[str, str]
 
@@ -90,7 +104,7 @@ class Raise:
     alert: Alert
 
 
-Action = Union[Ingest, RecordState, CreateModel, UpdateProperties, RequestDeploy, Raise]
+Action = Union[Ingest, RecordState, CreateModel, CreateEvaluation, UpdateProperties, RequestDeploy, Raise]
 
 
 # -- views over a snapshot -------------------------------------------------------------------------------------
@@ -110,6 +124,18 @@ class LocaleState:
     pending: list[str] = field(default_factory=list)  # blob names whose dataset is not ready yet
     models: list[CustomModel] = field(default_factory=list)  # managed, any status
     endpoint: Endpoint | None = None
+    tests: dict[str, Dataset] = field(default_factory=dict)  # test zips' Succeeded datasets (never trained on)
+    tests_pending: list[str] = field(default_factory=list)  # test zips whose dataset is not ready yet
+
+    def ready(self, test: bool) -> dict[str, Dataset]:
+        return self.tests if test else self.desired
+
+    def waiting(self, test: bool) -> list[str]:
+        return self.tests_pending if test else self.pending
+
+    @property
+    def newest_test(self) -> Dataset | None:
+        return _newest(self.tests.values())
 
     @property
     def kinds(self) -> frozenset[str]:
@@ -188,11 +214,11 @@ def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
         dataset = zip_dataset(snapshot, blob)
         if dataset is None:
             if not rejected_version(blob):
-                state(target.locale).pending.append(blob.name)
+                state(target.locale).waiting(target.test).append(blob.name)
         elif dataset.status == "Succeeded":
-            state(dataset.locale).desired[dataset.id] = dataset
+            state(dataset.locale).ready(target.test)[dataset.id] = dataset
         elif dataset.status in ACTIVE:
-            state(dataset.locale).pending.append(blob.name)
+            state(dataset.locale).waiting(target.test).append(blob.name)
     for source, dataset in current_uploads(snapshot.datasets).items():  # like zips: the newest version counts
         if dataset.status == "Succeeded":
             state(dataset.locale).desired[dataset.id] = dataset
@@ -253,17 +279,21 @@ def train(
 # -- the poll / reconcile timer --------------------------------------------------------------------------------
 
 
-def plan_poll(snapshot: Snapshot, *, auto_deploy: bool, auto_retrain: bool = True) -> list[Action]:
-    """AUTO_DEPLOY deploys every newly trained model; AUTO_RETRAIN alone still deploys its expiry retrains."""
+def plan_poll(
+    snapshot: Snapshot, *, auto_deploy: bool, auto_retrain: bool = True, gate: quality.Quality = quality.DEFAULT
+) -> list[Action]:
+    """AUTO_DEPLOY deploys every newly trained model; AUTO_RETRAIN alone still deploys its expiry retrains. Either
+    way through the quality gate (`gate`: QUALITY_GATE and its allowances)."""
     actions: list[Action] = []
     actions += _sweep(snapshot)
     actions += _supersede(snapshot)
     actions += _dataset_outcomes(snapshot)
+    judge = Gate(snapshot, gate)
     for state in locale_states(snapshot).values():
         actions += _train_on_change(snapshot, state)
         actions += _model_failures(snapshot, state)
         if auto_deploy or auto_retrain:
-            actions += _deploy_newest(snapshot, state, expiry_only=not auto_deploy)
+            actions += _deploy_newest(snapshot, state, expiry_only=not auto_deploy, gate=judge)
     actions += _endpoint_outcomes(snapshot)
     return actions
 
@@ -435,7 +465,9 @@ def _model_failures(snapshot: Snapshot, state: LocaleState) -> list[Action]:
     return actions
 
 
-def _deploy_newest(snapshot: Snapshot, state: LocaleState, *, expiry_only: bool = False) -> list[Action]:
+def _deploy_newest(
+    snapshot: Snapshot, state: LocaleState, *, expiry_only: bool = False, gate: Gate | None = None
+) -> list[Action]:
     """The newest trained model goes to the locale's endpoint. A request that has not landed DEPLOY_RETRY_DAYS
     later, while nobody changed the endpoint, is sent again: its message may have ended in the poison queue, and
     an expiring model with an undeployed replacement is never retrained. An operator's rollback changes the
@@ -450,8 +482,16 @@ def _deploy_newest(snapshot: Snapshot, state: LocaleState, *, expiry_only: bool 
     reason = model.custom_properties.get(managed.REASON, "trained")
     if expiry_only and reason != "expiry":
         return []
+    step = gate.step(state, model) if gate is not None else GateStep(open=True)
+    if not step.open:
+        return step.actions
     props = managed.with_properties(model.custom_properties, **{managed.DEPLOY_REQUESTED: _iso(snapshot.now)})
-    return [RequestDeploy(state.locale, model.self_uri, reason), UpdateProperties("models", model.id, props)]
+    props = quality.record(props, *step.record) if step.record else props
+    return [
+        *step.actions,
+        RequestDeploy(state.locale, model.self_uri, reason),
+        UpdateProperties("models", model.id, props),
+    ]
 
 
 def _deploy_due(model: CustomModel, endpoint: Endpoint | None, now: datetime) -> bool:
@@ -639,8 +679,9 @@ def _retrain(
     if state.desired:
         dataset_ids, base = training_set(snapshot, state)
         kinds = state.kinds
-    else:  # no zip left: the serving model's own datasets
-        dataset_ids = list(serving.dataset_ids)
+    else:  # no zip left: the serving model's own datasets (never a test set)
+        tests = {d.id for d in snapshot.datasets if managed.is_test_data(d)}
+        dataset_ids = [i for i in serving.dataset_ids if i not in tests]
         kinds = frozenset(d.kind for d in snapshot.datasets if d.id in dataset_ids)
         base = adaptable_base(snapshot.base_models, serving.locale, kinds, snapshot.now)
     if base is None:
@@ -676,7 +717,7 @@ def _retrain(
 def _has_replacement(state: LocaleState, serving: CustomModel) -> bool:
     """A newer managed model that outlives the serving one is trained, training, or on its way to the endpoint."""
     for model in state.models:
-        if model.id == serving.id or model.status == "Failed":
+        if model.id == serving.id or model.status == "Failed" or _held_back(model, serving):
             continue
         newer = model.created and serving.created and model.created > serving.created
         outlives = (
@@ -688,3 +729,149 @@ def _has_replacement(state: LocaleState, serving: CustomModel) -> bool:
         if newer and outlives:
             return True
     return False
+
+
+# -- the quality gate ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateStep:
+    """What the gate says about deploying a candidate now: `open` or not, the actions it needs first (an evaluation
+    to create, an alert and its token), and the decision the candidate records with its deploy request."""
+
+    open: bool
+    actions: list[Action] = field(default_factory=list)
+    record: tuple[str, Evaluation | None] | None = None
+
+
+class Gate:
+    """The quality gate of one pass: QUALITY_GATE and its allowances over the snapshot's evaluations, models and
+    base models, each indexed once, so gating every locale stays linear in the size of the snapshot.
+
+    A candidate is the locale's newest trained model on its way to the endpoint (shared/reconcile._deploy_newest).
+    With a test dataset in the locale it is judged by one evaluation on the newest one (created here, looked up by
+    candidate and dataset first); without one, `auto` lets it through, `required` holds it back with an alert."""
+
+    def __init__(self, snapshot: Snapshot, settings: quality.Quality) -> None:
+        self.snapshot = snapshot
+        self.settings = settings
+        self.evaluations = quality.EvaluationView(snapshot.evaluations)
+        self.models = {m.id: m for m in snapshot.models}
+        self.bases = {b.id: b for b in snapshot.base_models}
+
+    def step(self, state: LocaleState, candidate: CustomModel) -> GateStep:
+        if self.settings.gate == "off":
+            return GateStep(open=True)
+        test = state.newest_test
+        if test is None:
+            if state.tests_pending:
+                return GateStep(open=False)  # a test set is being processed: the candidate waits to be judged on it
+            if self.settings.gate == "auto":
+                return GateStep(open=True)
+            return self._cannot_judge(
+                candidate, quality.untested_alert(candidate, self.snapshot.container, self.snapshot.now)
+            )
+        evaluation = self.evaluations.find(candidate.id, test.id)
+        if evaluation is None:
+            if quality.refused_token(test.id) in managed.alerted(candidate):
+                return GateStep(open=False)  # the service refused this test set for it (evaluation-error said so)
+            return self._evaluate(state, candidate, test)
+        if evaluation.status not in ("Succeeded", "Failed"):
+            return GateStep(open=False)
+        result = quality.verdict(evaluation, self.settings.allowance(candidate))
+        actions = self._announce(evaluation, candidate, result)
+        if result.passed:
+            return GateStep(open=True, actions=actions, record=(result.decision, evaluation))
+        props = quality.record(candidate.custom_properties, result.decision, evaluation)
+        if props != dict(candidate.custom_properties):
+            actions.append(UpdateProperties("models", candidate.id, props))
+        return GateStep(open=False, actions=actions)
+
+    def _evaluate(self, state: LocaleState, candidate: CustomModel, test: Dataset) -> GateStep:
+        baseline = self._baseline(state, candidate)
+        if baseline is None:
+            alert = make_alert(
+                "evaluation-error",
+                resource=candidate.self_uri,
+                locale=candidate.locale,
+                message=f"The quality gate has no model to compare model {candidate.display_name} ({candidate.id}) "
+                "with: the endpoint serves no usable model and its base model is gone. It is not deployed; deploy "
+                "it by hand (reason manual).",
+                details={"model2": candidate.id, "dataset": test.id, "decision": quality.ERROR},
+                at=self.snapshot.now,
+                key=f"{candidate.id}:nobaseline",
+            )
+            return self._cannot_judge(candidate, alert, mark="nobaseline", decision=quality.ERROR)
+        why = "retrain before expiry" if quality.is_expiry_retrain(candidate) else "trained on changed data"
+        create = CreateEvaluation(
+            locale=state.locale,
+            model1=baseline,
+            model2=candidate.self_uri,
+            dataset=test.id,
+            display_name=f"autopilot-{state.locale}-gate-{self.snapshot.now.strftime('%Y%m%d-%H%M%S')}",
+            description=f"Quality gate by {managed.MANAGED_BY}: model {candidate.id} ({why}) against "
+            f"{baseline.split('?')[0].rsplit('/', 1)[-1]} on test dataset {test.id}.",
+            custom_properties=quality.evaluation_properties(candidate, test),
+        )
+        return GateStep(open=False, actions=[create])
+
+    def _baseline(self, state: LocaleState, candidate: CustomModel) -> str | None:
+        """model1: what the endpoint serves while it can still transcribe, else the candidate's base model."""
+        now = self.snapshot.now
+        endpoint = state.endpoint
+        if endpoint is not None and endpoint.model_id:
+            serving = self.models.get(endpoint.model_id)
+            if serving is not None:
+                ends = expiry_of(serving)
+                if serving.status == "Succeeded" and (ends is None or ends > now):
+                    return serving.self_uri
+            base = self.bases.get(endpoint.model_id)
+            if base is not None and (base.transcription_expiry is None or base.transcription_expiry > now):
+                return base.self_uri
+        base = self.bases.get(candidate.base_model_id or "")
+        if base is not None:
+            return base.self_uri
+        ref = candidate.raw.get("baseModel")
+        return ref.get("self") if isinstance(ref, Mapping) and ref.get("self") else None
+
+    def _announce(self, evaluation: Evaluation, candidate: CustomModel, result: quality.Verdict) -> list[Action]:
+        """The decision's alert, once per evaluation and outcome (the token sits on the evaluation)."""
+        if result.decision in managed.alerted(evaluation):
+            return []
+        first = evaluation.model1_id or ""
+        model = self.models.get(first)
+        base = self.bases.get(first)
+        if model is not None:
+            name = f"model {model.display_name} ({first})"
+        else:
+            name = f"base model {base.display_name or first}" if base is not None else f"model {first}"
+        days = None
+        if quality.is_expiry_retrain(candidate):
+            expiring = self.models.get(candidate.custom_properties.get(managed.RETRAIN_OF, "")) or model
+            days = days_left(expiring, self.snapshot.now) if expiring is not None else None
+        alert = quality.gate_alert(evaluation, candidate, result, self.snapshot.now, serving_name=name, days_left=days)
+        props = managed.with_alerted(evaluation.custom_properties, result.decision, replace=True)
+        return [Raise(alert), UpdateProperties("evaluations", evaluation.id, props)]
+
+    def _cannot_judge(
+        self, candidate: CustomModel, alert: Alert, *, mark: str = quality.UNTESTED, decision: str = quality.UNTESTED
+    ) -> GateStep:
+        """Held back without an evaluation: one alert (its token on the candidate) and the decision recorded."""
+        actions: list[Action] = []
+        props = dict(candidate.custom_properties)
+        if mark not in managed.alerted(candidate):
+            actions.append(Raise(alert))
+            props = managed.with_alerted(props, mark)
+        props = quality.record(props, decision)
+        if props != dict(candidate.custom_properties):
+            actions.append(UpdateProperties("models", candidate.id, props))
+        return GateStep(open=False, actions=actions)
+
+
+def _held_back(model: CustomModel, serving: CustomModel) -> bool:
+    """The gate keeps `model` off the endpoint, so it replaces nothing. An expiry retrain of `serving` that the gate
+    held back still counts: retraining the same data would not do better, and its alert tells a person."""
+    return (
+        quality.decision_of(model) in quality.HELD_BACK
+        and model.custom_properties.get(managed.RETRAIN_OF) != serving.id
+    )

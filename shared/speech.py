@@ -247,16 +247,100 @@ class Endpoint:
         )
 
 
+def _count(props: Mapping[str, Any], name: str) -> int | None:
+    """A count from EvaluationProperties; None where it is absent or the service's "not yet" (-1)."""
+    value = props.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _rate(props: Mapping[str, Any], name: str) -> float | None:
+    value = props.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """How one model of an evaluation did on the test set (EvaluationProperties, suffix 1 or 2). The word error
+    rate is a fraction, as the REST API gives it (0.0289 = 2.89 %); None where the service gave none yet (it
+    reports -1 until the evaluation has Succeeded)."""
+
+    word_error_rate: float | None
+    sentence_error_rate: float | None
+    sentence_count: int | None
+    word_count: int | None
+    correct_word_count: int | None
+    substitutions: int | None
+    deletions: int | None
+    insertions: int | None
+
+    @classmethod
+    def from_properties(cls, props: Mapping[str, Any], n: str) -> Recognition:
+        return cls(
+            word_error_rate=_rate(props, f"wordErrorRate{n}"),
+            sentence_error_rate=_rate(props, f"sentenceErrorRate{n}"),
+            sentence_count=_count(props, f"sentenceCount{n}"),
+            word_count=_count(props, f"wordCount{n}"),
+            correct_word_count=_count(props, f"correctWordCount{n}"),
+            substitutions=_count(props, f"wordSubstitutionCount{n}"),
+            deletions=_count(props, f"wordDeletionCount{n}"),
+            insertions=_count(props, f"wordInsertionCount{n}"),
+        )
+
+
 @dataclass(frozen=True)
 class Evaluation:
+    """A comparison of two models (model1, model2; custom or base) on one Acoustic dataset."""
+
     id: str
     self_uri: str
+    display_name: str
+    locale: str
     status: str
+    created: datetime | None
+    last_action: datetime | None
+    model1_uri: str | None
+    model2_uri: str | None
+    dataset_uri: str | None
+    custom_properties: Mapping[str, str]
+    error: EntityError | None
+    model1: Recognition
+    model2: Recognition
     raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def model1_id(self) -> str | None:
+        return entity_id(self.model1_uri) if self.model1_uri else None
+
+    @property
+    def model2_id(self) -> str | None:
+        return entity_id(self.model2_uri) if self.model2_uri else None
+
+    @property
+    def dataset_id(self) -> str | None:
+        return entity_id(self.dataset_uri) if self.dataset_uri else None
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Evaluation:
-        return cls(id=entity_id(raw["self"]), self_uri=raw["self"], status=raw.get("status", ""), raw=raw)
+        props = raw.get("properties") or {}
+        return cls(
+            id=entity_id(raw["self"]),
+            self_uri=raw["self"],
+            display_name=raw.get("displayName", ""),
+            locale=raw.get("locale", ""),
+            status=raw.get("status", ""),
+            created=parse_time(raw.get("createdDateTime")),
+            last_action=parse_time(raw.get("lastActionDateTime")),
+            model1_uri=_ref(raw, "model1"),
+            model2_uri=_ref(raw, "model2"),
+            dataset_uri=_ref(raw, "dataset"),
+            custom_properties=dict(raw.get("customProperties") or {}),
+            error=_error(raw),
+            model1=Recognition.from_properties(props, "1"),
+            model2=Recognition.from_properties(props, "2"),
+            raw=raw,
+        )
 
 
 @dataclass(frozen=True)
@@ -749,19 +833,38 @@ class SpeechClient:
     # -- evaluations and web hooks -----------------------------------------------------------------------------
 
     def create_evaluation(
-        self, *, display_name: str, locale: str, model1: str, model2: str, dataset: str
+        self,
+        *,
+        display_name: str,
+        locale: str,
+        model1: str,
+        model2: str,
+        dataset: str,
+        description: str | None = None,
+        custom_properties: Mapping[str, str] | None = None,
     ) -> Evaluation:
-        body = {
+        """model1 and model2 are self URIs (a base model's is under models/base) or custom model ids."""
+        body: dict[str, Any] = {
             "displayName": display_name,
             "locale": locale,
             "model1": {"self": self.uri("models", model1)},
             "model2": {"self": self.uri("models", model2)},
             "dataset": {"self": self.uri("datasets", dataset)},
         }
-        return Evaluation.from_json(self._create("evaluations", body))
+        return Evaluation.from_json(self._create("evaluations", body, description, custom_properties))
 
     def get_evaluation(self, uri_or_id: str) -> Evaluation:
         return Evaluation.from_json(self.request("GET", self.uri("evaluations", uri_or_id)))
+
+    def list_evaluations(self, filter: str | None = None) -> Iterator[Evaluation]:
+        return (Evaluation.from_json(raw) for raw in self.pages("evaluations", {"filter": filter}))
+
+    def update_evaluation(self, uri_or_id: str, **fields: Any) -> Evaluation:
+        body = _update_body(fields)
+        return Evaluation.from_json(self.request("PATCH", self.uri("evaluations", uri_or_id), json=body))
+
+    def delete_evaluation(self, uri_or_id: str) -> None:
+        self.request("DELETE", self.uri("evaluations", uri_or_id))
 
     def list_webhooks(self) -> Iterator[WebHook]:
         return (WebHook.from_json(raw) for raw in self.pages("webhooks"))

@@ -1,5 +1,6 @@
 """Status: per locale, the managed endpoint, its model and status, base model, created, expires, days left,
-datasets and pending work. Works against the emulator and a real Speech resource with the same settings.
+datasets, test sets, the serving model's last word error rate, the quality gate's last decision and pending work.
+Works against the emulator and a real Speech resource with the same settings.
 
 The command is `speech-autopilot status` (shared/cli.py); `python -m shared.status [--json] [--settings FILE]`
 stays as an alias of it.
@@ -11,8 +12,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from shared import managed
-from shared.reconcile import ACTIVE, Snapshot, days_left, locale_states
+from shared import managed, quality
+from shared.reconcile import ACTIVE, LocaleState, Snapshot, days_left, locale_states
 
 
 def _day(moment: datetime | None) -> str | None:
@@ -23,6 +24,7 @@ def build_status(snapshot: Snapshot) -> list[dict[str, Any]]:
     """One row per locale the app manages (has zips, managed models or a managed endpoint)."""
     models = {m.id: m for m in snapshot.models}
     bases = {b.id: b for b in snapshot.base_models}
+    evaluations = quality.EvaluationView(snapshot.evaluations)
     rows = []
     for locale, state in sorted(locale_states(snapshot).items()):
         endpoint = state.endpoint
@@ -31,12 +33,17 @@ def build_status(snapshot: Snapshot) -> list[dict[str, Any]]:
         base = bases.get(model.base_model_id or "") if model else None
         left = days_left(model, snapshot.now) if model else None
         pending = [f"zip {name} processing" for name in state.pending]
+        pending += [f"test zip {name} processing" for name in state.tests_pending]
         pending += [f"model {m.id} {m.status}" for m in state.models if m.status in ACTIVE]
         if endpoint is not None and endpoint.status in ACTIVE:
             pending.append(f"endpoint {endpoint.status}")
         newest = state.newest_succeeded
         if newest is not None and (endpoint is None or endpoint.model_id != newest.id):
-            pending.append(f"model {newest.id} awaiting deployment")
+            decision = quality.decision_of(newest)
+            if decision in quality.HELD_BACK:
+                pending.append(f"model {newest.id} held back by the quality gate ({decision})")
+            else:
+                pending.append(f"model {newest.id} awaiting deployment")
         rows.append(
             {
                 "locale": locale,
@@ -50,6 +57,9 @@ def build_status(snapshot: Snapshot) -> list[dict[str, Any]]:
                 "expires": _day(model.transcription_expiry) if model else None,
                 "daysLeft": left,
                 "datasets": len(state.desired),
+                "testSets": len(state.tests),
+                "wordErrorRate": _word_error_rate(model, evaluations) if model else None,
+                "qualityGate": _last_gate(state, evaluations),
                 "managedModels": len(state.models),
                 "pending": pending,
                 "reason": model.custom_properties.get(managed.REASON) if model else None,
@@ -58,11 +68,52 @@ def build_status(snapshot: Snapshot) -> list[dict[str, Any]]:
     return rows
 
 
+def _word_error_rate(model, evaluations: quality.EvaluationView) -> float | None:
+    """The model's word error rate in the newest evaluation that measured it, else the one it records."""
+    measured = evaluations.word_error_rate(model.id)
+    if measured is not None:
+        return measured[0]
+    try:
+        return float(model.custom_properties.get(managed.WORD_ERROR_RATE, ""))
+    except ValueError:
+        return None
+
+
+def _last_gate(state: LocaleState, evaluations: quality.EvaluationView) -> dict[str, Any] | None:
+    """The quality gate's last decision in the locale: an evaluation still running, else the newest model with a
+    recorded decision (with both word error rates of its evaluation)."""
+    running = evaluations.newest_by_locale.get(state.locale)
+    if running is not None and running.status in ACTIVE:
+        return {"decision": "evaluating", "model": quality.candidate_of(running), "evaluation": running.id}
+    decided = [m for m in state.models if quality.decision_of(m) and m.created is not None]
+    model = max(decided, key=lambda m: m.created, default=None)
+    if model is None:
+        return None
+    found = evaluations.by_id.get(model.custom_properties.get(managed.EVALUATION, ""))
+    return {
+        "decision": quality.decision_of(model),
+        "model": model.id,
+        "evaluation": found.id if found else model.custom_properties.get(managed.EVALUATION),
+        "wordErrorRate1": found.model1.word_error_rate if found else None,
+        "wordErrorRate2": found.model2.word_error_rate if found else None,
+    }
+
+
+def _gate_cell(gate: dict[str, Any] | None) -> str | None:
+    if not gate:
+        return None
+    text = f"{gate['decision']} ({str(gate['model'])[:8]})"
+    if gate.get("wordErrorRate2") is not None and gate.get("wordErrorRate1") is not None:
+        text += f" {quality.percent(gate['wordErrorRate2'])} vs {quality.percent(gate['wordErrorRate1'])}"
+    return text
+
+
 COLUMNS = [
     ("LOCALE", "locale"), ("ENDPOINT", "endpoint"), ("STATE", "endpointStatus"), ("MODEL", "modelName"),
     ("MODEL STATE", "modelStatus"),
     ("BASE MODEL", "baseModel"), ("CREATED", "created"), ("EXPIRES", "expires"), ("DAYS", "daysLeft"),
-    ("DATASETS", "datasets"), ("PENDING", "pending"),
+    ("DATASETS", "datasets"), ("TEST SETS", "testSets"), ("WER", "wordErrorRate"), ("GATE", "qualityGate"),
+    ("PENDING", "pending"),
 ]  # fmt: skip
 
 
@@ -71,6 +122,10 @@ def cell(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     if key == "endpoint" and value:
         value = str(value)[:8]
+    if key == "wordErrorRate" and value is not None:
+        value = quality.percent(value)
+    if key == "qualityGate":
+        value = _gate_cell(value)
     if isinstance(value, list):
         value = "; ".join(value) or "-"
     return "-" if value is None else str(value)

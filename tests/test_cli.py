@@ -189,6 +189,10 @@ def test_an_upload_killed_half_way_resumes_and_sends_only_the_missing_blocks(cli
     finally:
         proc.wait(timeout=30)
     emulator.shape(bandwidth=0)
+    settled, seen = time.monotonic() + 10, -1
+    while len(puts(emulator)) != seen and time.monotonic() < settled:  # a PUT in flight at the kill may still land
+        seen = len(puts(emulator))
+        time.sleep(0.5)
     landed = {r["query"]["blockid"] for r in puts(emulator) if r["status"] == 201}
     assert 3 <= len(landed) < blocks
     [dataset] = emulator.datasets.values()

@@ -50,3 +50,17 @@ def test_every_incident_heals_without_a_person(report):
 def test_api_calls_stay_far_below_the_rate_limit(report):
     assert report["api"]["maxIn10Seconds"] < soak.RATE_LIMIT_CALLS // 2
     assert all(goal["met"] for goal in report["goals"]), report["goals"]
+
+
+@pytest.mark.slow
+def test_a_regressing_candidate_is_held_back_and_no_day_is_spent_on_an_expired_model(report):
+    figures = report["locales"][LOCALE]
+    assert figures["regressions"] == 1
+    [held] = figures["heldBack"]
+    assert held["gate"] == "failed" and not held["served"]
+    succeeded = sum(1 for t in figures["trainings"] if t["status"] == "Succeeded")
+    assert figures["gatePassed"] + 1 == succeeded  # every other trained model passed the gate
+    assert figures["expiredDays"] == []
+    kinds = [a["kind"] for a in report["alerts"]["list"]]
+    assert kinds.count("evaluation-failed") == 1 and "evaluation-error" not in kinds
+    assert kinds.count("evaluation-passed") == figures["gatePassed"]

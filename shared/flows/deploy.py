@@ -69,7 +69,7 @@ def handle(config: Settings, request: DeployRequest, message_id: str) -> Alert |
     with autopilot_lock(context.training_container(config)):
         model = _model(speech, request.model)
         endpoints = list(speech.list_endpoints())
-        plan = plan_deploy(request, model, endpoints, clock.now())
+        plan = plan_deploy(request, model, endpoints, clock.now(), quality_gate=config.quality_gate)
         log.info(
             "deploy model %s to %s (%s): %s, %s",
             entity_id(request.model),

@@ -1,7 +1,8 @@
 """Timers that reconcile: gather a snapshot under the autopilot lock, ask the pure planner, carry out the actions.
 
 `reconcile` (POLL_SCHEDULE): sweep zips no event handled, follow processing and training, train when a locale's
-data change, request deployments, report endpoint outcomes. `expiry` (EXPIRY_SCHEDULE): expiry tiers, hands-off
+data change, evaluate candidates against the locale's test set (the quality gate), request deployments, report
+endpoint outcomes. `expiry` (EXPIRY_SCHEDULE): expiry tiers, hands-off
 retrains. Cost per run: one container listing plus one paged list per collection; no GET per resource.
 """
 
@@ -15,9 +16,10 @@ from typing import Callable
 from azure.core.exceptions import AzureError
 from azure.storage.blob import ContainerClient
 
-from shared import clock, context, reconcile
+from shared import clock, context, managed, quality, reconcile
 from shared.alerts import Alert, deliver
 from shared.flows.ingest import ingest_blob
+from shared.ingest import is_test_zip
 from shared.settings import Settings
 from shared.speech import SpeechClient, SpeechError, entity_id
 from shared.storage import LockBusy, StateConflict, autopilot_lock, list_zips, write_state
@@ -26,7 +28,10 @@ log = logging.getLogger("autopilot.timers")
 
 
 def poll_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconcile.Action]]:
-    return lambda snap: reconcile.plan_poll(snap, auto_deploy=config.auto_deploy, auto_retrain=config.auto_retrain)
+    gate = quality.Quality.from_settings(config)
+    return lambda snap: reconcile.plan_poll(
+        snap, auto_deploy=config.auto_deploy, auto_retrain=config.auto_retrain, gate=gate
+    )
 
 
 def expiry_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconcile.Action]]:
@@ -78,14 +83,18 @@ class Outbox:
 
 
 def snapshot(config: Settings, speech: SpeechClient, container: ContainerClient) -> reconcile.Snapshot:
+    """Evaluations are listed only where the container holds a test set: the gate evaluates nothing without one, so
+    a resource without test data pays no extra call per pass."""
+    zips = list_zips(container)
     return reconcile.Snapshot(
         now=clock.now(),
         container=container.container_name,
-        zips=list_zips(container),
+        zips=zips,
         datasets=list(speech.list_datasets()),
         models=list(speech.list_models()),
         base_models=list(speech.list_base_models()),
         endpoints=list(speech.list_endpoints()),
+        evaluations=list(speech.list_evaluations()) if any(is_test_zip(z.name) for z in zips) else [],
     )
 
 
@@ -156,11 +165,36 @@ def _execute(
                     len(action.dataset_ids),
                     action.base_model_id,
                 )
+            elif isinstance(action, reconcile.CreateEvaluation):
+                try:
+                    evaluation = speech.create_evaluation(
+                        display_name=action.display_name,
+                        locale=action.locale,
+                        model1=action.model1,
+                        model2=action.model2,
+                        dataset=action.dataset,
+                        description=action.description,
+                        custom_properties=action.custom_properties,
+                    )
+                except SpeechError as exc:
+                    if not _refused(exc):
+                        raise
+                    result.alerts += _evaluation_refused(snap, speech, outbox, action, exc)
+                    continue
+                log.info(
+                    "evaluating model %s against %s on test dataset %s for %s: evaluation %s",
+                    entity_id(action.model2),
+                    entity_id(action.model1),
+                    action.dataset,
+                    action.locale,
+                    evaluation.id,
+                )
             elif isinstance(action, reconcile.UpdateProperties):
                 update = {
                     "datasets": speech.update_dataset,
                     "models": speech.update_model,
                     "endpoints": speech.update_endpoint,
+                    "evaluations": speech.update_evaluation,
                 }[action.collection]
                 update(action.id, custom_properties=dict(action.custom_properties))
             elif isinstance(action, reconcile.RecordState):
@@ -170,3 +204,29 @@ def _execute(
         except (SpeechError, AzureError, StateConflict) as exc:
             result.failed += 1
             log.warning("action %s failed; a later pass retries it: %s", type(action).__name__, exc)
+
+
+def _refused(exc: SpeechError) -> bool:
+    """The service refused the request for good (not a throttle, an outage or a lost answer)."""
+    return not exc.transient and not exc.ambiguous and exc.status is not None and 400 <= exc.status < 500
+
+
+def _evaluation_refused(
+    snap: reconcile.Snapshot,
+    speech: SpeechClient,
+    outbox: Outbox,
+    action: reconcile.CreateEvaluation,
+    exc: SpeechError,
+) -> list[Alert]:
+    """Evaluations_Create refused (the test set or a model unusable for it): evaluation-error, delivered, then its
+    token recorded on the candidate so the next pass does not ask again for this test set (a new one is tried)."""
+    candidate = next((m for m in snap.models if m.id == entity_id(action.model2)), None)
+    if candidate is None:
+        log.warning("evaluation of model %s refused: %s", entity_id(action.model2), exc)
+        return []
+    alert = quality.refused_alert(candidate, action.dataset, f"{exc.message} ({exc.inner_code or exc.code})", snap.now)
+    outbox.deliver([alert])
+    props = managed.with_alerted(candidate.custom_properties, quality.refused_token(action.dataset))
+    speech.update_model(candidate.id, custom_properties=quality.record(props, quality.ERROR))
+    log.warning("evaluation of model %s on test dataset %s refused: %s", candidate.id, action.dataset, exc)
+    return [alert]
