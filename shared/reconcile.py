@@ -247,13 +247,28 @@ def rejected_version(blob: ZipBlob) -> bool:
 
 def _sweep(snapshot: Snapshot) -> list[Action]:
     """Zips with no dataset for their current version and no rejection: events missed, late, or a dataset
-    deleted by hand. The ingest looks up before creating, so a late event and the sweep never make two."""
+    deleted by hand. The ingest looks up before creating, so a late event and the sweep never make two.
+    At most MAX_SWEEP_PER_PASS a pass, from a window that moves with the pass time (sweep_start): zips whose
+    ingest fails every time cannot keep the others out."""
     missing = [
         Ingest(blob.name)
         for blob in snapshot.zips
         if not rejected_version(blob) and zip_dataset(snapshot, blob) is None
     ]
-    return missing[:MAX_SWEEP_PER_PASS]
+    start = sweep_start(len(missing), snapshot.now)
+    return [missing[(start + i) % len(missing)] for i in range(min(len(missing), MAX_SWEEP_PER_PASS))]
+
+
+_GOLDEN = (5**0.5 - 1) / 2
+
+
+def sweep_start(count: int, now: datetime) -> int:
+    """Where this pass's window over `count` missing zips starts. The pass time (whole seconds) times the golden
+    ratio, modulo 1, spreads the starts of successive passes evenly over the list whatever the schedule (no
+    period of the timer lines up with it), so every missing zip gets a slot within a few passes."""
+    if count <= MAX_SWEEP_PER_PASS:
+        return 0
+    return int((int(now.timestamp()) * _GOLDEN) % 1.0 * count)
 
 
 def _supersede(snapshot: Snapshot) -> list[Action]:

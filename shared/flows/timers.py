@@ -118,9 +118,11 @@ def run(
             blob = container.get_blob_client(action.blob_name)
             try:
                 result.alerts += ingest_blob(config, blob, outbox.alerts, trust_state=False)
-            except (SpeechError, AzureError, LockBusy, StateConflict) as exc:  # the next pass sweeps it again
+            except Exception as exc:  # noqa: BLE001 - one zip's failure, whatever it is, never stops the others
                 result.failed += 1
-                log.warning("sweep of %s failed; the next pass retries it: %s", action.blob_name, exc)
+                log.warning(
+                    "sweep of %s failed; the next pass retries it: %s: %s", action.blob_name, type(exc).__name__, exc
+                )
     return result
 
 
