@@ -430,7 +430,8 @@ def _deploy_newest(snapshot: Snapshot, state: LocaleState, *, expiry_only: bool 
     model = state.newest_succeeded
     if model is None or (state.endpoint is not None and state.endpoint.model_id == model.id):
         return []
-    if model.transcription_expiry is not None and model.transcription_expiry <= snapshot.now:
+    expiry = expiry_of(model)  # the service's date, or the quarter rule where it gives none (as plan_deploy)
+    if expiry is not None and expiry <= snapshot.now:
         return []
     if not _deploy_due(model, state.endpoint, snapshot.now):
         return []
@@ -647,10 +648,11 @@ def _retrain(
         return [], [alert], {"noretrain"}
     # Due when the model enters the largest tier, or earlier (within the horizon) when the best base model stops
     # adapting before then: waiting would leave nothing to train from.
+    serving_expiry = expiry_of(serving)
     closes_first = (
         base.adaptation_expiry is not None
-        and serving.transcription_expiry is not None
-        and base.adaptation_expiry <= serving.transcription_expiry - timedelta(days=largest)
+        and serving_expiry is not None
+        and base.adaptation_expiry <= serving_expiry - timedelta(days=largest)
     )
     if not auto_retrain or (left > largest and not closes_first) or state.pending or state.training:
         return [], [], set()
@@ -662,16 +664,13 @@ def _retrain(
 
 def _has_replacement(state: LocaleState, serving: CustomModel) -> bool:
     """A newer managed model that outlives the serving one is trained, training, or on its way to the endpoint."""
+    serving_expiry = expiry_of(serving)
     for model in state.models:
         if model.id == serving.id or model.status == "Failed":
             continue
         newer = model.created and serving.created and model.created > serving.created
-        outlives = (
-            model.status in ACTIVE
-            or model.transcription_expiry is None
-            or serving.transcription_expiry is None
-            or model.transcription_expiry > serving.transcription_expiry
-        )
+        expiry = expiry_of(model)
+        outlives = model.status in ACTIVE or expiry is None or serving_expiry is None or expiry > serving_expiry
         if newer and outlives:
             return True
     return False

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from shared import managed
-from shared.reconcile import ACTIVE, Snapshot, days_left, locale_states
+from shared.reconcile import ACTIVE, Snapshot, days_left, expiry_of, locale_states
 
 
 def _day(moment: datetime | None) -> str | None:
@@ -49,7 +49,7 @@ def build_status(snapshot: Snapshot) -> list[dict[str, Any]]:
                 "modelStatus": model.status if model else None,
                 "baseModel": (base.display_name or base.id) if base else (model.base_model_id if model else None),
                 "created": _day(model.created) if model else None,
-                "expires": _day(model.transcription_expiry) if model else None,
+                "expires": _day(expiry_of(model)) if model else None,
                 "daysLeft": left,
                 "datasets": len(state.desired),
                 "managedModels": len(state.models),

@@ -1,28 +1,53 @@
-"""The planner's guarantees against things that never finish (issue #13, case 1), in the pure style of
+"""The planner's guarantees against things that never finish (issue #13, cases 1 and 7), in the pure style of
 tests/test_reconcile.py (its factories, a fixed clock, `apply` playing the timers):
 
 - the sweep is fair: zips whose ingest fails every time cannot keep a missed zip out of the sweep;
+- the quarter rule applies wherever a model's expiry matters, also for a model the service gives no date.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import timedelta
 
 import pytest
 
+from shared import managed
+from shared.quarters import custom_model_expiry
 from shared.reconcile import (
     MAX_SWEEP_PER_PASS,
+    CreateModel,
     Ingest,
+    RequestDeploy,
+    expiry_of,
     sweep_start,
 )
+from shared.speech import CustomModel
+from shared.status import build_status
 from tests.test_reconcile import (
     NOW,
+    base_model,
+    days,
+    deployed,
+    expiry,
+    model,
     of,
+    only_training,
+    pair,
     poll,
+    serving,
     snap,
     zip_blob,
 )
+
+
+def undated(m: CustomModel) -> CustomModel:
+    """The model as a service answer without deprecationDates would show it."""
+    raw = dict(m.raw)
+    raw["properties"] = {k: v for k, v in raw["properties"].items() if k != "deprecationDates"}
+    return CustomModel.from_json(raw)
+
 
 # -- the sweep is fair --------------------------------------------------------------------------------------------
 
@@ -64,3 +89,42 @@ def test_a_pass_sweeps_distinct_zips():
     for k in range(20):
         names = swept(snap(zips=zips, now=NOW + timedelta(minutes=5 * k)))
         assert len(names) == len(set(names)) == MAX_SWEEP_PER_PASS
+
+
+# -- the quarter rule wherever expiry matters ---------------------------------------------------------------------
+
+
+def test_an_undated_model_past_the_quarter_rule_is_not_deployed_by_the_poll():
+    created = NOW - days(800)  # its quarter rule date has passed
+    old = undated(model("m1", created=created))
+    assert expiry_of(old) == custom_model_expiry(created) < NOW
+
+    assert of(poll(snap(pair("en-US/acoustic/calls.zip", "d1"), models=[old])), RequestDeploy) == []
+    recent = undated(model("m1", created=NOW - days(20)))
+    assert of(poll(snap(pair("en-US/acoustic/calls.zip", "d1"), models=[recent])), RequestDeploy) != []
+
+
+def test_an_undated_serving_model_is_retrained_early_when_its_only_base_closes_before_the_largest_tier():
+    """closes_first compared the serving model's transcriptionDateTime: without one, the early retrain never came."""
+    created = NOW - days(730)  # 2024-03-01: the quarter rule says it transcribes until 2026-04-15, 44 days from now
+    closing = base_model("closing", created=NOW - days(300), adapt_until=NOW + days(10))
+    snapshot = serving(44, base_models=[closing])
+    models = [undated(model("m-en-US", ("d-en-US",), created=created))]
+    snapshot = dataclasses.replace(snapshot, models=models)
+    assert (expiry_of(models[0]) - NOW).days == 44
+
+    assert only_training(expiry(snapshot)).base_model_id == "closing"
+
+
+def test_a_newer_undated_model_that_the_quarter_rule_lets_outlive_the_serving_one_is_its_replacement():
+    snapshot = serving(10, props={managed.ALERTED: "30,14"})
+    newer = undated(model("m-next", ("d-en-US",), created=NOW - days(1)))
+    assert of(expiry(dataclasses.replace(snapshot, models=[*snapshot.models, newer])), CreateModel) == []
+
+
+def test_status_shows_the_quarter_rule_date_of_an_undated_model():
+    created = NOW - days(20)
+    m = undated(model("m1", created=created))
+    [row] = build_status(snap(pair("en-US/acoustic/calls.zip", "d1"), models=[m], endpoints=[deployed("e1", "m1")]))
+
+    assert row["expires"] == custom_model_expiry(created).strftime("%Y-%m-%d")
