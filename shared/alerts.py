@@ -37,6 +37,7 @@ _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging
 KINDS: dict[str, str] = {
     "zip-rejected": "warning",
     "dataset-failed": "warning",
+    "dataset-stuck": "warning",
     "model-failed": "warning",
     "no-base-model": "warning",
     "endpoint-deployed": "info",

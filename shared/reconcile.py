@@ -7,6 +7,7 @@ carry out the returned actions; running a plan twice on the state it produced re
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Sequence, Union
@@ -24,6 +25,10 @@ MAX_RETRAIN_ATTEMPTS = 3  # expiry retrains of one serving model
 RETRAIN_IMPOSSIBLE_HORIZON_DAYS = 90  # warn this far ahead when no base model can adapt the data any more
 CRITICAL_TIER_DAYS = 7  # expiry warnings at or below this many days are critical
 DEPLOY_RETRY_DAYS = 2  # a deploy request that has not reached an untouched endpoint by then is sent again
+# A zip's dataset still NotStarted/Running this long after it was created, or a zip still without a dataset this long
+# after it was last modified, stops holding its locale's training back and raises one `dataset-stuck` alert.
+PENDING_DEADLINE = timedelta(hours=24)
+STUCK = "stuck"  # the alert token of dataset-stuck (on the dataset's customProperties, or on the zip's state)
 
 
 # -- snapshot and actions --------------------------------------------------------------------------------------
@@ -38,6 +43,7 @@ class Snapshot:
     models: Sequence[CustomModel]
     base_models: Sequence[BaseModel]
     endpoints: Sequence[Endpoint]
+    storage_now: datetime | None = None  # the storage service's time of the zip listing (zips' ages), else `now`
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class LocaleState:
     locale: str
     desired: dict[str, Dataset] = field(default_factory=dict)  # dataset id -> dataset
     pending: list[str] = field(default_factory=list)  # blob names whose dataset is not ready yet
+    stuck: list[str] = field(default_factory=list)  # pending past PENDING_DEADLINE: they hold nothing back any more
     models: list[CustomModel] = field(default_factory=list)  # managed, any status
     endpoint: Endpoint | None = None
 
@@ -143,6 +150,21 @@ def zip_dataset(snapshot: Snapshot, blob: ZipBlob) -> Dataset | None:
     return None
 
 
+def overdue(since: datetime | None, now: datetime) -> bool:
+    """Pending for PENDING_DEADLINE or longer since `since`."""
+    return since is not None and now - since >= PENDING_DEADLINE
+
+
+def zip_overdue(snapshot: Snapshot, blob: ZipBlob) -> bool:
+    """A zip without a dataset that has waited too long: last modified PENDING_DEADLINE ago on the storage clock,
+    or already reported stuck (recording that changed its last_modified)."""
+    return STUCK in _tokens(blob.state.alerted) or overdue(blob.last_modified, snapshot.storage_now or snapshot.now)
+
+
+def _tokens(value: str | None) -> frozenset[str]:
+    return frozenset(token for token in (value or "").split(",") if token)
+
+
 def managed_endpoints(endpoints: Iterable[Endpoint]) -> dict[str, Endpoint]:
     """locale -> the locale's managed endpoint (the oldest, should there ever be two)."""
     found: dict[str, Endpoint] = {}
@@ -165,11 +187,13 @@ def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
         dataset = zip_dataset(snapshot, blob)
         if dataset is None:
             if not rejected_version(blob):
-                state(target.locale).pending.append(blob.name)
+                waiting = state(target.locale)
+                (waiting.stuck if zip_overdue(snapshot, blob) else waiting.pending).append(blob.name)
         elif dataset.status == "Succeeded":
             state(dataset.locale).desired[dataset.id] = dataset
         elif dataset.status in ACTIVE:
-            state(dataset.locale).pending.append(blob.name)
+            waiting = state(dataset.locale)
+            (waiting.stuck if overdue(dataset.created, snapshot.now) else waiting.pending).append(blob.name)
     for model in snapshot.models:
         if managed.is_managed(model):
             state(model.locale).models.append(model)
@@ -231,6 +255,7 @@ def plan_poll(snapshot: Snapshot, *, auto_deploy: bool, auto_retrain: bool = Tru
     actions += _sweep(snapshot)
     actions += _supersede(snapshot)
     actions += _dataset_outcomes(snapshot)
+    actions += _stuck(snapshot)
     for state in locale_states(snapshot).values():
         actions += _train_on_change(snapshot, state)
         actions += _model_failures(snapshot, state)
@@ -341,6 +366,73 @@ def _dataset_outcomes(snapshot: Snapshot) -> list[Action]:
                 UpdateProperties("datasets", dataset.id, managed.with_alerted(dataset.custom_properties, "failed"))
             )
     return actions
+
+
+def _stuck(snapshot: Snapshot) -> list[Action]:
+    """A zip's dataset still NotStarted/Running PENDING_DEADLINE after it was created (its SAS may have expired
+    before the service fetched it), or a zip still without a dataset that long after it was modified (its ingest
+    keeps failing): it no longer holds its locale's training back (locale_states) and raises one `dataset-stuck`
+    alert, its token on the dataset, or on the zip's state when there is no dataset."""
+    actions: list[Action] = []
+    for blob in snapshot.zips:
+        target = parse_blob_name(blob.name)
+        if not isinstance(target, Target) or rejected_version(blob):
+            continue
+        path = source_path(snapshot.container, blob.name)
+        dataset = zip_dataset(snapshot, blob)
+        if dataset is None:
+            if not zip_overdue(snapshot, blob) or STUCK in _tokens(blob.state.alerted):
+                continue
+            since = blob.last_modified
+            alert = _stuck_alert(snapshot, target.locale, path, path, since, None, key=blob.state.content or blob.etag)
+            state = dataclasses.replace(blob.state, alerted=",".join(sorted(_tokens(blob.state.alerted) | {STUCK})))
+            actions += [Raise(alert), RecordState(blob.name, blob.etag, blob.metadata, state)]
+        elif dataset.status in ACTIVE and overdue(dataset.created, snapshot.now):
+            if STUCK in managed.alerted(dataset):
+                continue
+            alert = _stuck_alert(snapshot, dataset.locale, dataset.self_uri, path, dataset.created, dataset, dataset.id)
+            props = managed.with_alerted(dataset.custom_properties, STUCK)
+            actions += [Raise(alert), UpdateProperties("datasets", dataset.id, props)]
+    return actions
+
+
+def _stuck_alert(
+    snapshot: Snapshot,
+    locale: str,
+    resource: str,
+    path: str,
+    since: datetime | None,
+    dataset: Dataset | None,
+    key: str,
+) -> Alert:
+    hours = int((snapshot.now - since).total_seconds() // 3600) if since else None
+    waited = f"for {hours} hours" if hours is not None else "for too long"
+    if dataset is None:
+        message = (
+            f"{path} has had no dataset {waited}: its ingest keeps failing (see the sweep's warnings). "
+            f"Training of {locale} goes on without it; the sweep keeps trying."
+        )
+    else:
+        message = (
+            f"Dataset {dataset.id} from {path} has been {dataset.status} {waited} (its contentUrl SAS may have "
+            f"expired before the service fetched it). Training of {locale} goes on without it; delete the dataset "
+            "and the next pass ingests the zip again."
+        )
+    return make_alert(
+        "dataset-stuck",
+        resource=resource,
+        locale=locale,
+        message=message,
+        details={
+            "zip": path,
+            "dataset": dataset.self_uri if dataset else None,
+            "status": dataset.status if dataset else None,
+            "since": _iso(since) if since else None,
+            "deadlineHours": int(PENDING_DEADLINE.total_seconds() // 3600),
+        },
+        at=snapshot.now,
+        key=key,
+    )
 
 
 def training_set(snapshot: Snapshot, state: LocaleState) -> tuple[list[str], BaseModel | None]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from shared import managed
-from shared.reconcile import ACTIVE, Snapshot, days_left, expiry_of, locale_states
+from shared.reconcile import ACTIVE, PENDING_DEADLINE, Snapshot, days_left, expiry_of, locale_states
 
 
 def _day(moment: datetime | None) -> str | None:
@@ -33,6 +33,8 @@ def build_status(snapshot: Snapshot) -> list[dict[str, Any]]:
         base = bases.get(model.base_model_id or "") if model else None
         left = days_left(model, snapshot.now) if model else None
         pending = [f"zip {name} processing" for name in state.pending]
+        hours = int(PENDING_DEADLINE.total_seconds() // 3600)
+        pending += [f"zip {name} stuck (no dataset ready after {hours} h; not waited for)" for name in state.stuck]
         pending += [f"model {m.id} {m.status}" for m in state.models if m.status in ACTIVE]
         if endpoint is not None and endpoint.status in ACTIVE:
             pending.append(f"endpoint {endpoint.status}")

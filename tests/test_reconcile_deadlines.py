@@ -1,7 +1,9 @@
-"""The planner's guarantees against things that never finish (issue #13, cases 1 and 7), in the pure style of
+"""The planner's guarantees against things that never finish (issue #13, cases 1, 5 and 7), in the pure style of
 tests/test_reconcile.py (its factories, a fixed clock, `apply` playing the timers):
 
 - the sweep is fair: zips whose ingest fails every time cannot keep a missed zip out of the sweep;
+- a dataset stuck in NotStarted/Running, or a zip whose ingest keeps failing, holds its locale's training back for
+  PENDING_DEADLINE at most and raises one `dataset-stuck` alert;
 - the quarter rule applies wherever a model's expiry matters, also for a model the service gives no date.
 """
 
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -17,17 +19,25 @@ from shared import managed
 from shared.quarters import custom_model_expiry
 from shared.reconcile import (
     MAX_SWEEP_PER_PASS,
+    PENDING_DEADLINE,
     CreateModel,
     Ingest,
+    RecordState,
     RequestDeploy,
+    UpdateProperties,
     expiry_of,
+    locale_states,
     sweep_start,
 )
 from shared.speech import CustomModel
 from shared.status import build_status
+from shared.storage import ZipBlob
 from tests.test_reconcile import (
     NOW,
+    alerts,
+    apply,
     base_model,
+    dataset,
     days,
     deployed,
     expiry,
@@ -38,8 +48,15 @@ from tests.test_reconcile import (
     poll,
     serving,
     snap,
+    uri,
     zip_blob,
 )
+
+HOUR = timedelta(hours=1)
+
+
+def aged(blob: ZipBlob, age: timedelta, *, now: datetime = NOW) -> ZipBlob:
+    return dataclasses.replace(blob, last_modified=now - age)
 
 
 def undated(m: CustomModel) -> CustomModel:
@@ -89,6 +106,137 @@ def test_a_pass_sweeps_distinct_zips():
     for k in range(20):
         names = swept(snap(zips=zips, now=NOW + timedelta(minutes=5 * k)))
         assert len(names) == len(set(names)) == MAX_SWEEP_PER_PASS
+
+
+# -- a dataset stuck in NotStarted / Running ----------------------------------------------------------------------
+
+
+def stuck_locale(status: str, age: timedelta):
+    ready = pair("en-US/acoustic/calls.zip", "d1")
+    waiting = pair("en-US/language/sentences.zip", "d2", status=status, created=NOW - age)
+    return snap(ready, waiting)
+
+
+@pytest.mark.parametrize("status", ["NotStarted", "Running"])
+def test_a_processing_dataset_holds_training_back_until_the_deadline(status):
+    assert poll(stuck_locale(status, PENDING_DEADLINE - HOUR)) == []
+    assert locale_states(stuck_locale(status, PENDING_DEADLINE - HOUR))["en-US"].pending == [
+        "en-US/language/sentences.zip"
+    ]
+
+
+@pytest.mark.parametrize("status", ["NotStarted", "Running"])
+def test_past_the_deadline_a_stuck_dataset_no_longer_holds_training_back_and_is_reported_once(status):
+    snapshot = stuck_locale(status, PENDING_DEADLINE + HOUR)
+
+    actions = poll(snapshot)
+
+    assert only_training(actions).dataset_ids == ("d1",)
+    [alert] = alerts(actions)
+    assert (alert.kind, alert.severity, alert.locale) == ("dataset-stuck", "warning", "en-US")
+    assert alert.resource == uri("datasets", "d2") and "d2" in alert.message and status in alert.message
+    assert alert.details["zip"] == "training/en-US/language/sentences.zip"
+    assert alert.details["status"] == status and alert.details["deadlineHours"] == 24
+    [token] = [a for a in of(actions, UpdateProperties) if a.id == "d2"]
+    assert "stuck" in managed.alerted(token)
+    after = apply(snapshot, actions)
+    assert alerts(poll(after)) == []  # one alert, however many passes
+    assert locale_states(after)["en-US"].stuck == ["en-US/language/sentences.zip"]
+
+
+def test_a_stuck_dataset_that_finally_succeeds_joins_the_next_training():
+    snapshot = stuck_locale("NotStarted", PENDING_DEADLINE + HOUR)
+    after = apply(snapshot, poll(snapshot))
+    trained = apply(after, [])
+    models = [dataclasses.replace(m, status="Succeeded") for m in trained.models]
+    done = dataclasses.replace(trained, models=models)
+    d2 = next(d for d in done.datasets if d.id == "d2")
+    datasets = [d for d in done.datasets if d.id != "d2"] + [dataclasses.replace(d2, status="Succeeded")]
+
+    assert only_training(poll(dataclasses.replace(done, datasets=datasets))).dataset_ids == ("d1", "d2")
+
+
+def test_a_stuck_dataset_does_not_hold_the_expiry_retrain_back():
+    expiring = serving(10)
+    stuck = dataset("d-stuck", "en-US/language/sentences.zip", status="NotStarted", created=NOW - days(3))
+    blob = zip_blob("en-US/language/sentences.zip", status="submitted", dataset_id="d-stuck")
+    snapshot = dataclasses.replace(expiring, zips=[*expiring.zips, blob], datasets=[*expiring.datasets, stuck])
+
+    assert of(expiry(snapshot), CreateModel) != []
+    fresh = dataclasses.replace(stuck, created=NOW - HOUR)
+    assert of(expiry(dataclasses.replace(snapshot, datasets=[*expiring.datasets, fresh])), CreateModel) == []
+
+
+def test_a_superseded_or_failed_dataset_is_never_stuck():
+    ready, old = pair("en-US/acoustic/calls.zip", "d1", etag="0x2")
+    forgotten = dataset("d0", "en-US/acoustic/calls.zip", etag="0x1", status="NotStarted", created=NOW - days(9))
+    failed = pair("en-US/language/sentences.zip", "d2", status="Failed", props={managed.ALERTED: "failed"})
+
+    assert [a.kind for a in alerts(poll(snap((ready, old), failed, datasets=[forgotten])))] == []
+
+
+# -- a zip whose ingest keeps failing ---------------------------------------------------------------------------
+
+
+def failing_zip_locale(age: timedelta, *, storage_now: datetime | None = None):
+    ready = pair("en-US/acoustic/calls.zip", "d1")
+    failing = aged(zip_blob("en-US/language/sentences.zip", owner="team-a"), age, now=storage_now or NOW)
+    return dataclasses.replace(snap(ready, zips=[failing]), storage_now=storage_now)
+
+
+def test_a_zip_without_a_dataset_holds_training_back_until_the_deadline():
+    assert poll(failing_zip_locale(PENDING_DEADLINE - HOUR)) == [Ingest("en-US/language/sentences.zip")]
+
+
+def test_past_the_deadline_a_zip_without_a_dataset_is_still_swept_but_reported_once_and_not_waited_for():
+    snapshot = failing_zip_locale(PENDING_DEADLINE + HOUR)
+
+    actions = poll(snapshot)
+
+    assert Ingest("en-US/language/sentences.zip") in actions  # the sweep keeps trying
+    assert only_training(actions).dataset_ids == ("d1",)
+    [alert] = alerts(actions)
+    assert (alert.kind, alert.resource) == ("dataset-stuck", "training/en-US/language/sentences.zip")
+    assert alert.details["dataset"] is None and "no dataset" in alert.message
+    [record] = of(actions, RecordState)
+    assert record.state.alerted == "stuck" and record.metadata["owner"] == "team-a"
+    after = apply(snapshot, actions)
+    # recording the token changes the zip's last_modified: the token alone keeps it out of the way
+    after = dataclasses.replace(after, zips=[aged(z, HOUR) for z in after.zips])
+    assert alerts(poll(after)) == [] and locale_states(after)["en-US"].stuck == ["en-US/language/sentences.zip"]
+
+
+def test_a_zips_age_is_measured_on_the_storage_clock_when_the_listing_gives_one():
+    """The app's clock may run ahead of storage (skew, or simulated time offline): a zip modified an hour ago by the
+    storage service's own clock is not overdue, whatever `now` says."""
+    storage_now = NOW - days(30)
+    snapshot = failing_zip_locale(HOUR, storage_now=storage_now)
+
+    assert poll(snapshot) == [Ingest("en-US/language/sentences.zip")]
+    assert alerts(poll(failing_zip_locale(PENDING_DEADLINE, storage_now=storage_now))) != []
+
+
+def test_a_re_upload_of_a_stuck_zip_is_waited_for_again():
+    snapshot = failing_zip_locale(PENDING_DEADLINE + HOUR)
+    after = apply(snapshot, poll(snapshot))
+    reuploaded = [zip_blob("en-US/language/sentences.zip", "0x9")]  # an upload replaces the metadata, token included
+
+    assert poll(dataclasses.replace(after, zips=[*after.zips[:1], *reuploaded])) == [
+        Ingest("en-US/language/sentences.zip")
+    ]
+
+
+def test_a_rejected_zip_is_never_stuck():
+    rejected = aged(zip_blob("en-US/language/sentences.zip", status="rejected"), days(9))
+    ready = pair("en-US/acoustic/calls.zip", "d1")
+
+    assert alerts(poll(snap(ready, zips=[rejected]))) == []
+
+
+def test_status_shows_a_stuck_zip_apart_from_pending_work():
+    [row] = build_status(failing_zip_locale(PENDING_DEADLINE + HOUR))
+
+    assert row["pending"] == ["zip en-US/language/sentences.zip stuck (no dataset ready after 24 h; not waited for)"]
 
 
 # -- the quarter rule wherever expiry matters ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ from shared.alerts import Alert, deliver
 from shared.flows.ingest import ingest_blob
 from shared.settings import Settings
 from shared.speech import SpeechClient, SpeechError, entity_id
-from shared.storage import LockBusy, StateConflict, autopilot_lock, list_zips, write_state
+from shared.storage import LockBusy, StateConflict, autopilot_lock, list_zips_at, write_state
 
 log = logging.getLogger("autopilot.timers")
 
@@ -78,14 +78,16 @@ class Outbox:
 
 
 def snapshot(config: Settings, speech: SpeechClient, container: ContainerClient) -> reconcile.Snapshot:
+    zips, storage_now = list_zips_at(container)
     return reconcile.Snapshot(
         now=clock.now(),
         container=container.container_name,
-        zips=list_zips(container),
+        zips=zips,
         datasets=list(speech.list_datasets()),
         models=list(speech.list_models()),
         base_models=list(speech.list_base_models()),
         endpoints=list(speech.list_endpoints()),
+        storage_now=storage_now,
     )
 
 
