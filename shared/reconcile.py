@@ -14,6 +14,7 @@ from typing import Iterable, Mapping, Sequence, Union
 
 from shared import managed
 from shared.alerts import Alert, make_alert
+from shared.clock import utc
 from shared.ingest import Target, parse_blob_name, source_path
 from shared.quarters import custom_model_expiry
 from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, parse_time
@@ -601,6 +602,7 @@ def days_left(model: CustomModel, now: datetime) -> int | None:
     expiry = expiry_of(model)
     if expiry is None:
         return None
+    expiry, now = utc(expiry), utc(now)  # calendar days in UTC, whatever zone the times were given in
     if expiry <= now:
         return min(-1, (expiry.date() - now.date()).days)
     return (expiry.date() - now.date()).days
