@@ -17,9 +17,11 @@ import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
+
+from shared.clock import utc
 
 log = logging.getLogger("autopilot.alerts")
 
@@ -37,6 +39,7 @@ _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging
 KINDS: dict[str, str] = {
     "zip-rejected": "warning",
     "dataset-failed": "warning",
+    "dataset-stuck": "warning",
     "model-failed": "warning",
     "no-base-model": "warning",
     "endpoint-deployed": "info",
@@ -129,7 +132,7 @@ def make_alert(
         resource=truncate(resource, MAX_RESOURCE_CHARS),
         message=truncate(message, MAX_MESSAGE_CHARS),
         details=bounded(dict(details or {})),
-        at=at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        at=utc(at).isoformat().replace("+00:00", "Z"),
     )
 
 

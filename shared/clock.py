@@ -10,7 +10,14 @@ _clock: Callable[[], datetime] | None = None
 
 
 def now() -> datetime:
-    return _clock() if _clock else datetime.now(UTC)
+    """Aware UTC, whatever the clock in use returns (a naive time is UTC, never the host's local time)."""
+    return utc(_clock()) if _clock else datetime.now(UTC)
+
+
+def utc(moment: datetime) -> datetime:
+    """`moment` as an aware UTC datetime; a naive one is taken to be UTC already (the app never uses local time:
+    `astimezone` on a naive datetime would read it in the host's time zone)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def use_clock(clock: Callable[[], datetime] | None) -> None:

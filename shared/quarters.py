@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from shared.clock import utc
+
 QUARTER_END_MONTHS = (1, 4, 7, 10)
 QUARTER_END_DAY = 15
 
 
 def quarter_end(moment: datetime) -> datetime:
-    """Midnight UTC of the last day (the 15th) of the quarter containing `moment`."""
-    moment = moment.astimezone(UTC)
+    """Midnight UTC of the last day (the 15th) of the quarter containing `moment` (a naive `moment` is UTC)."""
+    moment = utc(moment)
     for year in (moment.year, moment.year + 1):
         for month in QUARTER_END_MONTHS:
             end = datetime(year, month, QUARTER_END_DAY, tzinfo=UTC)

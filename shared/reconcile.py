@@ -8,12 +8,14 @@ carry out the returned actions; running a plan twice on the state it produced re
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Sequence, Union
 
 from shared import managed, quality
 from shared.alerts import Alert, make_alert
+from shared.clock import utc
 from shared.ingest import Target, parse_blob_name, source_path
 from shared.quarters import custom_model_expiry
 from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, Evaluation, parse_time
@@ -25,6 +27,10 @@ MAX_RETRAIN_ATTEMPTS = 3  # expiry retrains of one serving model
 RETRAIN_IMPOSSIBLE_HORIZON_DAYS = 90  # warn this far ahead when no base model can adapt the data any more
 CRITICAL_TIER_DAYS = 7  # expiry warnings at or below this many days are critical
 DEPLOY_RETRY_DAYS = 2  # a deploy request that has not reached an untouched endpoint by then is sent again
+# A zip's dataset still NotStarted/Running this long after it was created, or a zip still without a dataset this long
+# after it was last modified, stops holding its locale's training back and raises one `dataset-stuck` alert.
+PENDING_DEADLINE = timedelta(hours=24)
+STUCK = "stuck"  # the alert token of dataset-stuck (on the dataset's customProperties, or on the zip's state)
 
 
 # -- snapshot and actions --------------------------------------------------------------------------------------
@@ -40,6 +46,7 @@ class Snapshot:
     base_models: Sequence[BaseModel]
     endpoints: Sequence[Endpoint]
     evaluations: Sequence[Evaluation] = ()
+    storage_now: datetime | None = None  # the storage service's time of the zip listing (zips' ages), else `now`
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,7 @@ class LocaleState:
     locale: str
     desired: dict[str, Dataset] = field(default_factory=dict)  # dataset id -> dataset
     pending: list[str] = field(default_factory=list)  # blob names whose dataset is not ready yet
+    stuck: list[str] = field(default_factory=list)  # pending past PENDING_DEADLINE: they hold nothing back any more
     models: list[CustomModel] = field(default_factory=list)  # managed, any status
     endpoint: Endpoint | None = None
     tests: dict[str, Dataset] = field(default_factory=dict)  # test zips' Succeeded datasets (never trained on)
@@ -192,6 +200,21 @@ def current_uploads(datasets: Iterable[Dataset]) -> dict[str, Dataset]:
     return current
 
 
+def overdue(since: datetime | None, now: datetime) -> bool:
+    """Pending for PENDING_DEADLINE or longer since `since`."""
+    return since is not None and now - since >= PENDING_DEADLINE
+
+
+def zip_overdue(snapshot: Snapshot, blob: ZipBlob) -> bool:
+    """A zip without a dataset that has waited too long: last modified PENDING_DEADLINE ago on the storage clock,
+    or already reported stuck (recording that changed its last_modified)."""
+    return STUCK in _tokens(blob.state.alerted) or overdue(blob.last_modified, snapshot.storage_now or snapshot.now)
+
+
+def _tokens(value: str | None) -> frozenset[str]:
+    return frozenset(token for token in (value or "").split(",") if token)
+
+
 def managed_endpoints(endpoints: Iterable[Endpoint]) -> dict[str, Endpoint]:
     """locale -> the locale's managed endpoint (the oldest, should there ever be two)."""
     found: dict[str, Endpoint] = {}
@@ -214,11 +237,14 @@ def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
         dataset = zip_dataset(snapshot, blob)
         if dataset is None:
             if not rejected_version(blob):
-                state(target.locale).waiting(target.test).append(blob.name)
+                waiting = state(target.locale)
+                (waiting.stuck if zip_overdue(snapshot, blob) else waiting.waiting(target.test)).append(blob.name)
         elif dataset.status == "Succeeded":
             state(dataset.locale).ready(target.test)[dataset.id] = dataset
         elif dataset.status in ACTIVE:
-            state(dataset.locale).waiting(target.test).append(blob.name)
+            waiting = state(dataset.locale)
+            bucket = waiting.stuck if overdue(dataset.created, snapshot.now) else waiting.waiting(target.test)
+            bucket.append(blob.name)
     for source, dataset in current_uploads(snapshot.datasets).items():  # like zips: the newest version counts
         if dataset.status == "Succeeded":
             state(dataset.locale).desired[dataset.id] = dataset
@@ -288,6 +314,7 @@ def plan_poll(
     actions += _sweep(snapshot)
     actions += _supersede(snapshot)
     actions += _dataset_outcomes(snapshot)
+    actions += _stuck(snapshot)
     judge = Gate(snapshot, gate)
     for state in locale_states(snapshot).values():
         actions += _train_on_change(snapshot, state)
@@ -305,13 +332,28 @@ def rejected_version(blob: ZipBlob) -> bool:
 
 def _sweep(snapshot: Snapshot) -> list[Action]:
     """Zips with no dataset for their current version and no rejection: events missed, late, or a dataset
-    deleted by hand. The ingest looks up before creating, so a late event and the sweep never make two."""
+    deleted by hand. The ingest looks up before creating, so a late event and the sweep never make two.
+    At most MAX_SWEEP_PER_PASS a pass, from a window that moves with the pass time (sweep_start): zips whose
+    ingest fails every time cannot keep the others out."""
     missing = [
         Ingest(blob.name)
         for blob in snapshot.zips
         if not rejected_version(blob) and zip_dataset(snapshot, blob) is None
     ]
-    return missing[:MAX_SWEEP_PER_PASS]
+    start = sweep_start(len(missing), snapshot.now)
+    return [missing[(start + i) % len(missing)] for i in range(min(len(missing), MAX_SWEEP_PER_PASS))]
+
+
+_GOLDEN = (5**0.5 - 1) / 2
+
+
+def sweep_start(count: int, now: datetime) -> int:
+    """Where this pass's window over `count` missing zips starts. The pass time (whole seconds) times the golden
+    ratio, modulo 1, spreads the starts of successive passes evenly over the list whatever the schedule (no
+    period of the timer lines up with it), so every missing zip gets a slot within a few passes."""
+    if count <= MAX_SWEEP_PER_PASS:
+        return 0
+    return int((int(now.timestamp()) * _GOLDEN) % 1.0 * count)
 
 
 def _supersede(snapshot: Snapshot) -> list[Action]:
@@ -384,6 +426,73 @@ def _dataset_outcomes(snapshot: Snapshot) -> list[Action]:
                 UpdateProperties("datasets", dataset.id, managed.with_alerted(dataset.custom_properties, "failed"))
             )
     return actions
+
+
+def _stuck(snapshot: Snapshot) -> list[Action]:
+    """A zip's dataset still NotStarted/Running PENDING_DEADLINE after it was created (its SAS may have expired
+    before the service fetched it), or a zip still without a dataset that long after it was modified (its ingest
+    keeps failing): it no longer holds its locale's training back (locale_states) and raises one `dataset-stuck`
+    alert, its token on the dataset, or on the zip's state when there is no dataset."""
+    actions: list[Action] = []
+    for blob in snapshot.zips:
+        target = parse_blob_name(blob.name)
+        if not isinstance(target, Target) or rejected_version(blob):
+            continue
+        path = source_path(snapshot.container, blob.name)
+        dataset = zip_dataset(snapshot, blob)
+        if dataset is None:
+            if not zip_overdue(snapshot, blob) or STUCK in _tokens(blob.state.alerted):
+                continue
+            since = blob.last_modified
+            alert = _stuck_alert(snapshot, target.locale, path, path, since, None, key=blob.state.content or blob.etag)
+            state = dataclasses.replace(blob.state, alerted=",".join(sorted(_tokens(blob.state.alerted) | {STUCK})))
+            actions += [Raise(alert), RecordState(blob.name, blob.etag, blob.metadata, state)]
+        elif dataset.status in ACTIVE and overdue(dataset.created, snapshot.now):
+            if STUCK in managed.alerted(dataset):
+                continue
+            alert = _stuck_alert(snapshot, dataset.locale, dataset.self_uri, path, dataset.created, dataset, dataset.id)
+            props = managed.with_alerted(dataset.custom_properties, STUCK)
+            actions += [Raise(alert), UpdateProperties("datasets", dataset.id, props)]
+    return actions
+
+
+def _stuck_alert(
+    snapshot: Snapshot,
+    locale: str,
+    resource: str,
+    path: str,
+    since: datetime | None,
+    dataset: Dataset | None,
+    key: str,
+) -> Alert:
+    hours = int((snapshot.now - since).total_seconds() // 3600) if since else None
+    waited = f"for {hours} hours" if hours is not None else "for too long"
+    if dataset is None:
+        message = (
+            f"{path} has had no dataset {waited}: its ingest keeps failing (see the sweep's warnings). "
+            f"Training of {locale} goes on without it; the sweep keeps trying."
+        )
+    else:
+        message = (
+            f"Dataset {dataset.id} from {path} has been {dataset.status} {waited} (its contentUrl SAS may have "
+            f"expired before the service fetched it). Training of {locale} goes on without it; delete the dataset "
+            "and the next pass ingests the zip again."
+        )
+    return make_alert(
+        "dataset-stuck",
+        resource=resource,
+        locale=locale,
+        message=message,
+        details={
+            "zip": path,
+            "dataset": dataset.self_uri if dataset else None,
+            "status": dataset.status if dataset else None,
+            "since": _iso(since) if since else None,
+            "deadlineHours": int(PENDING_DEADLINE.total_seconds() // 3600),
+        },
+        at=snapshot.now,
+        key=key,
+    )
 
 
 def training_set(snapshot: Snapshot, state: LocaleState) -> tuple[list[str], BaseModel | None]:
@@ -475,7 +584,8 @@ def _deploy_newest(
     model = state.newest_succeeded
     if model is None or (state.endpoint is not None and state.endpoint.model_id == model.id):
         return []
-    if model.transcription_expiry is not None and model.transcription_expiry <= snapshot.now:
+    expiry = expiry_of(model)  # the service's date, or the quarter rule where it gives none (as plan_deploy)
+    if expiry is not None and expiry <= snapshot.now:
         return []
     if not _deploy_due(model, state.endpoint, snapshot.now):
         return []
@@ -561,6 +671,7 @@ def days_left(model: CustomModel, now: datetime) -> int | None:
     expiry = expiry_of(model)
     if expiry is None:
         return None
+    expiry, now = utc(expiry), utc(now)  # calendar days in UTC, whatever zone the times were given in
     if expiry <= now:
         return min(-1, (expiry.date() - now.date()).days)
     return (expiry.date() - now.date()).days
@@ -701,10 +812,11 @@ def _retrain(
         return [], [alert], {"noretrain"}
     # Due when the model enters the largest tier, or earlier (within the horizon) when the best base model stops
     # adapting before then: waiting would leave nothing to train from.
+    serving_expiry = expiry_of(serving)
     closes_first = (
         base.adaptation_expiry is not None
-        and serving.transcription_expiry is not None
-        and base.adaptation_expiry <= serving.transcription_expiry - timedelta(days=largest)
+        and serving_expiry is not None
+        and base.adaptation_expiry <= serving_expiry - timedelta(days=largest)
     )
     if not auto_retrain or (left > largest and not closes_first) or state.pending or state.training:
         return [], [], set()
@@ -716,16 +828,13 @@ def _retrain(
 
 def _has_replacement(state: LocaleState, serving: CustomModel) -> bool:
     """A newer managed model that outlives the serving one is trained, training, or on its way to the endpoint."""
+    serving_expiry = expiry_of(serving)
     for model in state.models:
         if model.id == serving.id or model.status == "Failed" or _held_back(model, serving):
             continue
         newer = model.created and serving.created and model.created > serving.created
-        outlives = (
-            model.status in ACTIVE
-            or model.transcription_expiry is None
-            or serving.transcription_expiry is None
-            or model.transcription_expiry > serving.transcription_expiry
-        )
+        expiry = expiry_of(model)
+        outlives = model.status in ACTIVE or expiry is None or serving_expiry is None or expiry > serving_expiry
         if newer and outlives:
             return True
     return False

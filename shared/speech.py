@@ -79,6 +79,13 @@ class SpeechError(Exception):
     def not_found(self) -> bool:
         return self.status == 404
 
+    @property
+    def denied(self) -> bool:
+        """The app's credentials were refused (401) or lack a permission (403 other than a quota): nothing is wrong
+        with the request itself, and it succeeds once access is fixed. Never a reason to reject the input."""
+        quota = "quota" in f"{self.code or ''} {self.inner_code or ''}".lower()
+        return self.status == 401 or (self.status == 403 and not quota)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Resources: only the fields we use, the raw JSON kept.

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from shared import managed, quality
-from shared.reconcile import ACTIVE, LocaleState, Snapshot, days_left, locale_states
+from shared.reconcile import ACTIVE, PENDING_DEADLINE, LocaleState, Snapshot, days_left, expiry_of, locale_states
 
 
 def _day(moment: datetime | None) -> str | None:
@@ -34,6 +34,8 @@ def build_status(snapshot: Snapshot) -> list[dict[str, Any]]:
         left = days_left(model, snapshot.now) if model else None
         pending = [f"zip {name} processing" for name in state.pending]
         pending += [f"test zip {name} processing" for name in state.tests_pending]
+        hours = int(PENDING_DEADLINE.total_seconds() // 3600)
+        pending += [f"zip {name} stuck (no dataset ready after {hours} h; not waited for)" for name in state.stuck]
         pending += [f"model {m.id} {m.status}" for m in state.models if m.status in ACTIVE]
         if endpoint is not None and endpoint.status in ACTIVE:
             pending.append(f"endpoint {endpoint.status}")
@@ -54,7 +56,7 @@ def build_status(snapshot: Snapshot) -> list[dict[str, Any]]:
                 "modelStatus": model.status if model else None,
                 "baseModel": (base.display_name or base.id) if base else (model.base_model_id if model else None),
                 "created": _day(model.created) if model else None,
-                "expires": _day(model.transcription_expiry) if model else None,
+                "expires": _day(expiry_of(model)) if model else None,
                 "daysLeft": left,
                 "datasets": len(state.desired),
                 "testSets": len(state.tests),

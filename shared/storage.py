@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import logging
 import threading
 import time
@@ -42,6 +43,7 @@ META_STATUS = "autopilot_status"  # submitted | rejected | succeeded | failed
 META_CONTENT = "autopilot_content"  # the content identity the state describes
 META_DATASET = "autopilot_dataset"  # the dataset id made from that content
 META_REASON = "autopilot_reason"  # short reason for rejected / failed
+META_ALERTED = "autopilot_alerted"  # alert tokens raised about this content ("stuck": no dataset for too long)
 MAX_META_VALUE = 256
 STATE_WRITE_ATTEMPTS = 5
 # Blob index tags the previous release wrote (read once, to adopt its datasets; never written).
@@ -251,11 +253,13 @@ class BlobState:
     content: str | None = None  # the content identity the record is about
     dataset: str | None = None  # the dataset id made from that content
     reason: str | None = None  # short reason for rejected / failed, or a warning
+    alerted: str | None = None  # alert tokens raised about the zip ("stuck"); a re-upload or a new state drops them
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str] | None) -> BlobState:
         meta = {k.lower(): v for k, v in (metadata or {}).items()}
-        return cls(*(meta.get(key) or None for key in (META_STATUS, META_CONTENT, META_DATASET, META_REASON)))
+        keys = (META_STATUS, META_CONTENT, META_DATASET, META_REASON, META_ALERTED)
+        return cls(*(meta.get(key) or None for key in keys))
 
     def values(self) -> dict[str, str | None]:
         return {
@@ -263,6 +267,7 @@ class BlobState:
             META_CONTENT: self.content,
             META_DATASET: self.dataset,
             META_REASON: self.reason,
+            META_ALERTED: self.alerted,
         }
 
 
@@ -347,8 +352,23 @@ class StateConflict(RuntimeError):
 
 def list_zips(container: ContainerClient) -> list[ZipBlob]:
     """Every .zip in the container, with its metadata, in one paged listing."""
+    return list_zips_at(container)[0]
+
+
+def list_zips_at(container: ContainerClient) -> tuple[list[ZipBlob], datetime | None]:
+    """Every .zip in the container, and the storage service's time of the listing (its `Date` header; None if it
+    sent none): the clock the zips' last_modified come from, so a zip's age never depends on the app's clock."""
     zips = []
-    for item in container.list_blobs(include=["metadata"]):
+    dates: list[datetime] = []
+
+    def record_date(response: Any) -> None:
+        value = response.http_response.headers.get("Date")
+        if value:
+            with contextlib.suppress(TypeError, ValueError, IndexError):
+                moment = email.utils.parsedate_to_datetime(value)
+                dates.append(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC))
+
+    for item in container.list_blobs(include=["metadata"], raw_response_hook=record_date):
         if item.name.lower().endswith(".zip"):
             zips.append(
                 ZipBlob(
@@ -359,4 +379,4 @@ def list_zips(container: ContainerClient) -> list[ZipBlob]:
                     metadata=dict(item.metadata or {}),
                 )
             )
-    return zips
+    return zips, (min(dates) if dates else None)

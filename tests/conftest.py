@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import uuid
 from typing import Iterator
 
@@ -49,7 +50,8 @@ def emulator(spec: SpecContract | None, contract_problems: list[str]) -> Iterato
         for problem in spec.check_response(method, url, status, response_json):
             contract_problems.append(f"response {status} to {method} {url}: {problem}")
 
-    server = SpeechEmulator(durations=dict(FAST), observer=observe).start()
+    # a fresh key per test: a secret the logs must never show (the suite looks for it)
+    server = SpeechEmulator(durations=dict(FAST), observer=observe, key=f"spk-{secrets.token_hex(12)}").start()
     yield server
     server.stop()
 
@@ -127,3 +129,13 @@ def alerts_of(runtime: Runtime, queue: str) -> list[dict]:
 def captured_logs(caplog) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The reliability suite's table (tests/test_reliability.py), when any of its cases ran."""
+    from tests.faults import RESULTS, summary_lines
+
+    if RESULTS:
+        terminalreporter.write_sep("=", "reliability (issue #13)")
+        for line in summary_lines(RESULTS):
+            terminalreporter.write_line(line)

@@ -85,7 +85,7 @@ def zip_blob(
     if status:
         state = BlobState(status=status, content=content(etag), dataset=dataset_id or None, reason=reason or None)
         metadata.update({k: v for k, v in state.values().items() if v})
-    return ZipBlob(name=name, etag=etag, size=4096, last_modified=NOW - days(2), metadata=metadata)
+    return ZipBlob(name=name, etag=etag, size=4096, last_modified=NOW - timedelta(hours=1), metadata=metadata)
 
 
 def dataset(
@@ -99,8 +99,9 @@ def dataset(
     props: dict[str, str | None] | None = None,
     is_managed: bool = True,
 ) -> Dataset:
-    """A dataset made from the zip `name` (locale and kind follow its folders)."""
-    created = created or NOW - days(2)
+    """A dataset made from the zip `name` (locale and kind follow its folders); one still processing was created
+    an hour ago, others two days ago."""
+    created = created or NOW - (timedelta(hours=1) if status in ("NotStarted", "Running") else days(2))
     locale, folder = name.split("/")[:2]
     mine = managed.managed_properties(**{managed.SOURCE: f"{CONTAINER}/{name}", managed.SOURCE_CONTENT: content(etag)})
     if not is_managed:

@@ -176,3 +176,19 @@ def test_retry_after_forms():
     assert retry_after_seconds({"Retry-After": "7"}) == 7
     assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=lambda: 1445412470) == 10
     assert retry_after_seconds({}) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "inner", "denied"),
+    [
+        (401, "Unauthorized", None, True),
+        (403, "Forbidden", None, True),
+        (403, "Forbidden", "QuotaViolation", False),  # a limit of the resource: the request itself is refused
+        (400, "InvalidArgument", "InvalidLocale", False),
+        (404, "NotFound", None, False),
+        (None, None, None, False),
+    ],
+)
+def test_refused_credentials_are_told_apart_from_refused_requests(status, code, inner, denied):
+    """A 401/403 says nothing about the input: callers retry it instead of rejecting a zip or a deploy request."""
+    assert SpeechError("no", status=status, code=code, inner_code=inner).denied is denied

@@ -86,8 +86,10 @@ def handle(config: Settings, request: DeployRequest, message_id: str) -> Alert |
         try:
             _apply(speech, plan, request, model.self_uri)
         except SpeechError as exc:
-            if exc.transient or exc.ambiguous or exc.status == 409:
-                raise  # the host retries (409: the endpoint is busy); a retry looks up first, so nothing doubles
+            if exc.transient or exc.ambiguous or exc.denied or exc.status == 409:
+                # the host retries (409: the endpoint is busy; denied: until access is fixed, then deploy-poisoned);
+                # a retry looks up first, so nothing doubles
+                raise
             return _rejected(
                 request,
                 request.as_dict(),

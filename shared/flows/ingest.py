@@ -112,7 +112,8 @@ def _ingest(config, blob, send, props, state, reader, content) -> list[Alert]:
 
 
 def _create_dataset(config, blob, send, props, state, path, target, content, warnings) -> list[Alert]:
-    """Create the dataset unless this content has one; a service refusal is a rejection the user is told about."""
+    """Create the dataset unless this content has one; a service refusal is a rejection the user is told about,
+    unless it refuses the app's credentials (401/403): that is no fault of the zip, which is retried."""
     speech = context.speech(config)
     with autopilot_lock(context.training_container(config)):
         existing = find_dataset(speech, path, content, state) or _adopt_legacy(speech, blob, props, path, content)
@@ -124,8 +125,8 @@ def _create_dataset(config, blob, send, props, state, path, target, content, war
         try:
             dataset = _submit(config, speech, blob, props, request)
         except SpeechError as exc:
-            if exc.transient or exc.ambiguous:
-                raise  # retried; the retry looks the dataset up before creating it
+            if exc.transient or exc.ambiguous or exc.denied:
+                raise  # retried; the retry looks the dataset up before creating it (denied: once access is fixed)
             reason = f"the Speech service refused the dataset: {exc.message} ({exc.code or exc.status})"
             return _reject(config, blob, send, path, target.locale, [reason], warnings, content)
         write_state(blob, ingest.submitted_state(content, dataset.id, warnings[0] if warnings else None))

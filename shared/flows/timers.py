@@ -22,7 +22,7 @@ from shared.flows.ingest import ingest_blob
 from shared.ingest import is_test_zip
 from shared.settings import Settings
 from shared.speech import SpeechClient, SpeechError, entity_id
-from shared.storage import LockBusy, StateConflict, autopilot_lock, list_zips, write_state
+from shared.storage import LockBusy, StateConflict, autopilot_lock, list_zips_at, write_state
 
 log = logging.getLogger("autopilot.timers")
 
@@ -85,7 +85,7 @@ class Outbox:
 def snapshot(config: Settings, speech: SpeechClient, container: ContainerClient) -> reconcile.Snapshot:
     """Evaluations are listed only where the container holds a test set: the gate evaluates nothing without one, so
     a resource without test data pays no extra call per pass."""
-    zips = list_zips(container)
+    zips, storage_now = list_zips_at(container)
     return reconcile.Snapshot(
         now=clock.now(),
         container=container.container_name,
@@ -95,6 +95,7 @@ def snapshot(config: Settings, speech: SpeechClient, container: ContainerClient)
         base_models=list(speech.list_base_models()),
         endpoints=list(speech.list_endpoints()),
         evaluations=list(speech.list_evaluations()) if any(is_test_zip(z.name) for z in zips) else [],
+        storage_now=storage_now,
     )
 
 
@@ -127,9 +128,11 @@ def run(
             blob = container.get_blob_client(action.blob_name)
             try:
                 result.alerts += ingest_blob(config, blob, outbox.alerts, trust_state=False)
-            except (SpeechError, AzureError, LockBusy, StateConflict) as exc:  # the next pass sweeps it again
+            except Exception as exc:  # noqa: BLE001 - one zip's failure, whatever it is, never stops the others
                 result.failed += 1
-                log.warning("sweep of %s failed; the next pass retries it: %s", action.blob_name, exc)
+                log.warning(
+                    "sweep of %s failed; the next pass retries it: %s: %s", action.blob_name, type(exc).__name__, exc
+                )
     return result
 
 
