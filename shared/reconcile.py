@@ -574,7 +574,7 @@ def watched_models(
     auto_retrain: bool = True,
 ) -> dict[str, tuple[CustomModel, Endpoint | None]]:
     """Models whose expiry is watched: the model each managed endpoint serves, and each locale's next model on its
-    way to the endpoint (see _on_its_way). A model nothing serves and the app will not deploy raises no expiry
+    way to the endpoint (see on_its_way). A model nothing serves and the app will not deploy raises no expiry
     alert: nobody has to act on it. Linear: one look per locale."""
     states = locale_states(snapshot) if states is None else states
     by_id = {m.id: m for m in snapshot.models}
@@ -586,12 +586,12 @@ def watched_models(
             watched[model.id] = (model, endpoint)
     for state in states.values():
         model = state.newest_succeeded
-        if model is not None and model.id not in watched and _on_its_way(state, model, auto_deploy, auto_retrain):
+        if model is not None and model.id not in watched and on_its_way(state, model, auto_deploy, auto_retrain):
             watched[model.id] = (model, None)
     return watched
 
 
-def _on_its_way(state: LocaleState, model: CustomModel, auto_deploy: bool, auto_retrain: bool) -> bool:
+def on_its_way(state: LocaleState, model: CustomModel, auto_deploy: bool, auto_retrain: bool) -> bool:
     """The locale's newest trained model (not on the endpoint) is the next one the app deploys there: the quality
     gate has not held it back, a hands-off switch deploys it, and nobody changed the endpoint after its deploy
     request (a rollback, which the app does not undo)."""
@@ -678,7 +678,7 @@ def _hands_off(
         }
     if endpoint is None:
         return {"action": "deploy", "text": "It is the locale's next model: the app deploys it hands-off."}
-    replacement = _replacement(state, model)
+    replacement = replacement_of(state, model)
     if replacement is not None:
         gate = quality.decision_of(replacement)
         where = replacement.status if replacement.status in ACTIVE else f"quality gate {gate or 'pending'}"
@@ -795,10 +795,10 @@ def _retrain(
 
 def _has_replacement(state: LocaleState, serving: CustomModel) -> bool:
     """A newer managed model that outlives the serving one is trained, training, or on its way to the endpoint."""
-    return _replacement(state, serving) is not None
+    return replacement_of(state, serving) is not None
 
 
-def _replacement(state: LocaleState, serving: CustomModel) -> CustomModel | None:
+def replacement_of(state: LocaleState, serving: CustomModel) -> CustomModel | None:
     """The newest such model, if any."""
     found: list[CustomModel] = []
     for model in state.models:
