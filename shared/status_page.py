@@ -41,8 +41,8 @@ h1 { font-size: 22px; margin: 0 0 2px; }
 h2 { font-size: 18px; margin: 0 0 10px; }
 h3 { font-size: 13px; margin: 0 0 4px; color: var(--muted); text-transform: uppercase; letter-spacing: .04em; }
 .as-of { color: var(--muted); margin: 0 0 12px; }
-table.summary { border-collapse: collapse; width: 100%; margin: 14px 0 6px; font-size: 12px; }
-table.summary th, table.summary td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: left;
+table.summary { border-collapse: collapse; width: 100%; margin: 14px 0 6px; font-size: 11.5px; }
+table.summary th, table.summary td { border-bottom: 1px solid var(--line); padding: 3px 5px; text-align: left;
   vertical-align: top; }
 table.summary td.col-modelName, table.summary td.col-baseModel, table.summary td.col-qualityGate,
 table.summary td.col-next, table.summary td.col-pending { overflow-wrap: anywhere; }
