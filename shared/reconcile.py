@@ -581,13 +581,12 @@ def watched_models(
     watched: dict[str, tuple[CustomModel, Endpoint | None]] = {}
     for state in states.values():
         endpoint = state.endpoint
-        model = by_id.get(endpoint.model_id or "") if endpoint is not None else None
-        if model is not None:
-            watched[model.id] = (model, endpoint)
-    for state in states.values():
-        model = state.newest_succeeded
-        if model is not None and model.id not in watched and on_its_way(state, model, auto_deploy, auto_retrain):
-            watched[model.id] = (model, None)
+        serving = by_id.get(endpoint.model_id or "") if endpoint is not None else None
+        if serving is not None:
+            watched[serving.id] = (serving, endpoint)
+        newest = state.newest_succeeded
+        if newest is not None and newest is not serving and on_its_way(state, newest, auto_deploy, auto_retrain):
+            watched[newest.id] = (newest, None)
     return watched
 
 
