@@ -51,6 +51,7 @@ from local.azurite import Azurite
 from local.host import LocalHost
 from local.runtime import Invocation
 from local.speech_emulator import SpeechEmulator
+from local.webhook import WebhookReceiver
 from shared import clock, context, managed
 from shared.reconcile import managed_endpoints
 from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, Evaluation, entity_id
@@ -85,6 +86,7 @@ RETRY_AFTER_SECONDS = 30
 UNTIL_CLEARED = 10**9
 RATE_LIMIT_CALLS, RATE_LIMIT_SECONDS = 100, 10
 IN_FLIGHT = ("NotStarted", "Running")
+MAX_WEBHOOK_POSTS = 30  # goal: webhook posts in three years for two locales, at ALERT_WEBHOOK_MIN_SEVERITY=warning
 
 # Alert kinds a person has to act on. endpoint-deployed is informational; model-expiring and model-expired depend on
 # whether the model still served the endpoint at its expiry date (see classify_expiry).
@@ -231,6 +233,7 @@ class Result:
     ticks: int = 0
     runs: list[Run] = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)
+    posted: list[dict] = field(default_factory=list)  # the alerts the webhook received, one per POST
     seen: dict[str, list[Seen]] = field(default_factory=lambda: defaultdict(list))
     most_endpoints: Counter = field(default_factory=Counter)  # locale -> most managed endpoints seen at once
     requests: list[dict] = field(default_factory=list)
@@ -330,12 +333,15 @@ class Soak:
 
 
 @contextlib.contextmanager
-def app_environment(azurite: Azurite, emulator: SpeechEmulator, names: dict[str, str]) -> Iterator[None]:
-    """The app's settings, its clock and its API client's sleep on the simulation; all restored afterwards."""
+def app_environment(
+    azurite: Azurite, emulator: SpeechEmulator, names: dict[str, str], webhook_url: str = ""
+) -> Iterator[None]:
+    """The app's settings, its clock and its API client's sleep on the simulation; all restored afterwards.
+    ALERT_WEBHOOK_MIN_SEVERITY keeps its default (warning)."""
     env = {
         "AzureWebJobsStorage": azurite.connection_string, "SPEECH_ENDPOINT": emulator.url, "SPEECH_KEY": emulator.key,
-        "AUTO_DEPLOY": "true", "AUTO_RETRAIN": "true", "EXPIRY_WARNING_DAYS": "30,14,7,1", "ALERT_WEBHOOK_URL": "",
-        "SPEECH_PROJECT": "", **SCHEDULES, **names,
+        "AUTO_DEPLOY": "true", "AUTO_RETRAIN": "true", "EXPIRY_WARNING_DAYS": "30,14,7,1",
+        "ALERT_WEBHOOK_URL": webhook_url, "ALERT_WEBHOOK_MIN_SEVERITY": "", "SPEECH_PROJECT": "", **SCHEDULES, **names,
     }  # fmt: skip
     saved_env = {name: os.environ.get(name) for name in env}
     saved_options = context.CLIENT_OPTIONS
@@ -394,17 +400,19 @@ def simulate(
     names: dict[str, str] | None = None,
     log_path: Path | None = None,
 ) -> Result:
-    """Run the scenario through the real functions; the raw observations and the final state of the resource."""
+    """Run the scenario through the real functions; the raw observations and the final state of the resource.
+    ALERT_WEBHOOK_URL points at a receiver on loopback, so the webhook figures count real POSTs."""
     names = names or NAMES
     result = Result(tuple(locales), seed, START, START + timedelta(days=days), scenario(locales, days, seed))
     started = time.monotonic()
-    with SpeechEmulator(durations=DURATIONS, locales=list(locales), now=START) as emulator:
+    with SpeechEmulator(durations=DURATIONS, locales=list(locales), now=START) as emulator, WebhookReceiver() as hook:
         for base_id in list(emulator.base_models):  # the scenario's quarterly releases replace the seeded ones
             emulator.remove_base_model(base_id)
-        with app_environment(azurite, emulator, names), sim_log(log_path, emulator.now):
+        with app_environment(azurite, emulator, names, hook.url), sim_log(log_path, emulator.now):
             soak = Soak(emulator, result, names)
             soak.run()
             soak.collect()
+        result.posted = hook.alerts
     result.wall_seconds = time.monotonic() - started
     return result
 
@@ -579,6 +587,44 @@ def classify_expiry(
     return False, f"the endpoint moved on to {how} on {day_of(successor.start)}"
 
 
+def classify_post(alert: dict, models: dict[str, CustomModel], served: list[Segment]) -> tuple[str, str]:
+    """What an alert the webhook received was worth to the person reading it: `actionable` (a person has to act),
+    `hands-off` (it reports what the app did on its own about a model serving the endpoint when it was raised), or
+    `other` (neither: noise on the webhook)."""
+    actionable, note = classify(alert, models, served)
+    if actionable:
+        return "actionable", note
+    if alert["kind"] in ("model-expiring", "model-expired") and alert["details"].get("handsOff"):
+        model_id = entity_id(alert["resource"])
+        at = datetime.fromisoformat(alert["at"].replace("Z", "+00:00"))
+        if any(s.model == model_id and s.start <= at < s.end for s in served):
+            action = alert["details"]["handsOff"].get("action")
+            return "hands-off", f"{action} reported; {note}"
+    return "other", note
+
+
+def webhook_figures(result: Result, served_by_locale: dict[str, list[Segment]]) -> dict:
+    """Every POST the webhook received (duplicates included: each is a message someone reads), classified."""
+    models = {m.id: m for m in result.models}
+    kinds: dict[str, Counter] = defaultdict(Counter)
+    rows = []
+    for alert in result.posted:
+        worth, note = classify_post(alert, models, served_by_locale.get(alert.get("locale") or "", []))
+        kinds[alert["kind"]][worth] += 1
+        kinds[alert["kind"]]["posted"] += 1
+        rows.append({"at": alert["at"], "kind": alert["kind"], "severity": alert["severity"],
+                     "locale": alert["locale"], "worth": worth, "note": note})  # fmt: skip
+    worth_reading = sum(1 for row in rows if row["worth"] != "other")
+    return {
+        "minSeverity": "warning",
+        "posts": len(rows),
+        "worthReading": worth_reading,
+        "ratio": round(worth_reading / len(rows), 3) if rows else 1.0,
+        "byKind": {kind: dict(counts) for kind, counts in sorted(kinds.items())},
+        "list": sorted(rows, key=lambda r: r["at"]),
+    }
+
+
 def alert_figures(result: Result, served_by_locale: dict[str, list[Segment]]) -> dict:
     models = {m.id: m for m in result.models}
     unique = list({a["id"]: a for a in result.alerts}.values())
@@ -684,6 +730,7 @@ def build_report(result: Result) -> dict:
         "ticks": result.ticks,
         "locales": locales,
         "alerts": alert_figures(result, served),
+        "webhook": webhook_figures(result, served),
         "api": api,
         "incidents": incident_figures(result, served),
         "duplicates": {"models": duplicate_models(result.models), "datasets": duplicate_datasets(result.datasets)},
@@ -711,6 +758,11 @@ def goals(report: dict, injected_failures: int) -> list[dict]:
          sum(f["regressions"] for f in locales), lambda v: v == sum(f["regressions"] for f in locales)),
         ("duplicate models or datasets", len(report["duplicates"]["models"]) + len(report["duplicates"]["datasets"]),
          0, lambda v: v == 0),
+        ("webhook posts (ALERT_WEBHOOK_MIN_SEVERITY=warning, the default)", report["webhook"]["posts"],
+         f"< {MAX_WEBHOOK_POSTS}", lambda v: v < MAX_WEBHOOK_POSTS),
+        ("webhook posts that are actionable or report a hands-off action on a serving model",
+         f"{report['webhook']['worthReading']} of {report['webhook']['posts']}", "all",
+         lambda v: report["webhook"]["worthReading"] == report["webhook"]["posts"]),
         ("incidents whose zip never reached the endpoint", sum(1 for i in report["incidents"] if not i["servedFrom"]),
          0, lambda v: v == 0),
         (f"most API calls in any {RATE_LIMIT_SECONDS} s", report["api"]["maxIn10Seconds"],
@@ -777,6 +829,7 @@ def render_markdown(report: dict) -> str:
                 f"{served} |"
             )
         lines.append("")
+    lines += webhook_section(report["webhook"])
     lines += alert_section(report["alerts"])
     lines += [
         "## API calls",
@@ -806,11 +859,42 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def webhook_section(webhook: dict) -> list[str]:
+    posts, worth = webhook["posts"], webhook["worthReading"]
+    lines = [
+        "## Webhook",
+        "",
+        f"**{posts} posts** to ALERT_WEBHOOK_URL in the whole run (a receiver on "
+        f"loopback; ALERT_WEBHOOK_MIN_SEVERITY={webhook['minSeverity']}, the default: informational alerts stay on the "
+        f"queue and in the log). **{worth} of {posts} ({webhook['ratio']:.0%})** are worth reading: actionable (a "
+        "person has to act) or reporting a hands-off action the app took on a model serving the endpoint (an "
+        "expiry warning that says which retrain it started).",
+        "",
+        "| kind | posts | actionable | hands-off action reported | neither |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {kind} | {c.get('posted', 0)} | {c.get('actionable', 0)} | {c.get('hands-off', 0)} | "
+            f"{c.get('other', 0)} |"
+            for kind, c in webhook["byKind"].items()
+        ],
+        "",
+        "| at | kind | severity | locale | worth | what followed |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {p['at'][:16]} | {p['kind']} | {p['severity']} | {p['locale']} | {p['worth']} | {p['note'] or '-'} |"
+            for p in webhook["list"]
+        ],
+        "",
+    ]
+    return lines
+
+
 def alert_section(alerts: dict) -> list[str]:
     lines = [
-        "## Alerts",
+        "## Alerts on the queue",
         "",
-        f"{alerts['distinct']} distinct alerts ({alerts['delivered']} delivered). Actionable: a person has to do "
+        f"{alerts['distinct']} distinct alerts ({alerts['delivered']} delivered to ALERT_QUEUE, every severity). "
+        "Actionable: a person has to do "
         "something (zip-rejected, dataset-failed, model-failed, deploy-poisoned, retrain-impossible, ...); "
         "informational: endpoint-deployed, and model-expiring / model-expired about a model the endpoint had moved "
         "on from before its expiry date.",

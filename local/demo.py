@@ -3,14 +3,15 @@
 zip validated -> dataset created -> processed -> model trained on both (not on the test set beside them) -> judged
 against its base model on the test set (the quality gate) -> endpoint created; a second zip -> new model -> judged
 against the serving model -> the same endpoint redeployed; a broken zip -> rejected; the clock moves toward
-expiry -> tiered alerts, hands-off retrain on a newer base model, redeploy; the status table. Every process it
-starts is stopped.
+expiry -> one expiry alert (the tightest tier crossed) saying which retrain it started, hands-off retrain on a newer
+base model, redeploy; the status table, and the status page when asked. Every process it starts is stopped.
 
-    python -m local.demo
+    python -m local.demo [--status-html FILE]
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -24,7 +25,8 @@ from local.host import LocalHost
 from local.runtime import log_volume
 from local.speech_emulator import SpeechEmulator
 from shared import clock, context
-from shared.status import build_status, format_table
+from shared.status import build_status, format_table, options
+from shared.status_page import render_page
 from shared.storage import BlobState
 
 # Realistic durations on the emulator's clock (the demo moves that clock, so they cost no real time).
@@ -64,8 +66,9 @@ def say(text: str) -> None:
 
 
 class Demo:
-    def __init__(self, azurite: Azurite, emulator: SpeechEmulator) -> None:
+    def __init__(self, azurite: Azurite, emulator: SpeechEmulator, status_html: str | None = None) -> None:
         self.emulator = emulator
+        self.status_html = status_html
         os.environ.update(
             {
                 "AzureWebJobsStorage": azurite.connection_string,
@@ -159,16 +162,24 @@ class Demo:
         from shared.flows.timers import snapshot
 
         config = context.settings()
-        print(format_table(build_status(snapshot(config, self.speech, self.container))), flush=True)
+        rows = build_status(snapshot(config, self.speech, self.container), **options(config))
+        print(format_table(rows), flush=True)
+        if self.status_html:
+            with open(self.status_html, "w", encoding="utf-8") as page:
+                page.write(render_page(rows))
+            print(f"  status page (as GET /api/status serves it) written to {self.status_html}", flush=True)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The whole lifecycle offline: Azurite, the Speech emulator, the app.")
+    parser.add_argument("--status-html", metavar="FILE", help="write the status page of the final state to FILE")
+    args = parser.parse_args(argv)
     started = time.monotonic()
     logging.getLogger().addHandler(logging.NullHandler())  # keep library chatter out of the demo's output
     with Azurite() as azurite, SpeechEmulator(durations=DURATIONS) as emulator:
         emulator.set_now(datetime.now(UTC).replace(microsecond=0))
         _configure_logging(emulator.now)
-        demo = Demo(azurite, emulator)
+        demo = Demo(azurite, emulator, args.status_html)
         demo.run()
         print(f"\n{log_volume(demo.host.runtime.worker.logs())}", flush=True)
     print(f"\nDemo finished in {time.monotonic() - started:.1f} s of wall time; Azurite and the emulator stopped.")

@@ -1,7 +1,7 @@
 """The operator's command line: `speech-autopilot VERB` (installed) or `python -m shared.cli VERB`.
 
     upload FILE --locale L --kind K [--name N]   a local zip -> a dataset, in blocks (resumable); prints its id
-    status [--json]                               per locale: endpoint, model, expiry, pending work
+    status [--json] [--html FILE]                 per locale: endpoint, model, expiry, next action; the page
     deploy --locale L --model M [--endpoint E]    queue a deploy request (reason manual)
     rollback --locale L [--to MODEL]              queue a deploy back to the model the endpoint served before
     alerts [--since DURATION] [--json]            peek at the alert queue (nothing is consumed)
@@ -312,7 +312,13 @@ def cmd_upload(args: argparse.Namespace, config: Settings, out: TextIO, err: Tex
 def cmd_status(args: argparse.Namespace, config: Settings, out: TextIO, err: TextIO) -> int:
     from shared import status
 
-    rows = status.build_status(status.gather(config))
+    rows = status.build_status(status.gather(config), **status.options(config))
+    if args.html:
+        from shared.status_page import render_page
+
+        with open(args.html, "w", encoding="utf-8") as page:
+            page.write(render_page(rows))
+        print(f"status page written to {args.html}", file=err)
     print(json.dumps(rows, indent=2) if args.json else status.format_table(rows), file=out)
     return 0
 
@@ -566,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = verbs.add_parser("status", parents=[common], help="per locale: endpoint, model, expiry, pending work")
     st.add_argument("--json", action="store_true", help="print JSON for scripts")
+    st.add_argument("--html", metavar="FILE", help="also write the status page (as GET /api/status serves it) to FILE")
 
     dep = verbs.add_parser(
         "deploy",

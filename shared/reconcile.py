@@ -677,42 +677,76 @@ def days_left(model: CustomModel, now: datetime) -> int | None:
     return (expiry.date() - now.date()).days
 
 
-def watched_models(snapshot: Snapshot) -> dict[str, tuple[CustomModel, Endpoint | None]]:
-    """Models whose expiry is watched: those serving a managed endpoint, and every trained managed model."""
+def watched_models(
+    snapshot: Snapshot,
+    states: Mapping[str, LocaleState] | None = None,
+    *,
+    auto_deploy: bool = True,
+    auto_retrain: bool = True,
+) -> dict[str, tuple[CustomModel, Endpoint | None]]:
+    """Models whose expiry is watched: the model each managed endpoint serves, and each locale's next model on its
+    way to the endpoint (see on_its_way). A model nothing serves and the app will not deploy raises no expiry
+    alert: nobody has to act on it. Linear: one look per locale."""
+    states = locale_states(snapshot) if states is None else states
     by_id = {m.id: m for m in snapshot.models}
     watched: dict[str, tuple[CustomModel, Endpoint | None]] = {}
-    for endpoint in managed_endpoints(snapshot.endpoints).values():
-        model = by_id.get(endpoint.model_id or "")
-        if model is not None:
-            watched[model.id] = (model, endpoint)
-    for model in snapshot.models:
-        if managed.is_managed(model) and model.status == "Succeeded" and model.id not in watched:
-            watched[model.id] = (model, None)
+    for state in states.values():
+        endpoint = state.endpoint
+        serving = by_id.get(endpoint.model_id or "") if endpoint is not None else None
+        if serving is not None:
+            watched[serving.id] = (serving, endpoint)
+        newest = state.newest_succeeded
+        if newest is not None and newest is not serving and on_its_way(state, newest, auto_deploy, auto_retrain):
+            watched[newest.id] = (newest, None)
     return watched
 
 
-def plan_expiry(snapshot: Snapshot, *, tiers: Sequence[int], auto_retrain: bool) -> list[Action]:
+def on_its_way(state: LocaleState, model: CustomModel, auto_deploy: bool, auto_retrain: bool) -> bool:
+    """The locale's newest trained model (not on the endpoint) is the next one the app deploys there: the quality
+    gate has not held it back, a hands-off switch deploys it, and nobody changed the endpoint after its deploy
+    request (a rollback, which the app does not undo)."""
+    if quality.decision_of(model) in quality.HELD_BACK:
+        return False
+    reason = model.custom_properties.get(managed.REASON, "trained")
+    if not (auto_deploy or (auto_retrain and reason == "expiry")):
+        return False
+    endpoint, requested = state.endpoint, model.custom_properties.get(managed.DEPLOY_REQUESTED)
+    if requested and endpoint is not None and endpoint.last_action is not None:
+        try:
+            at = parse_time(requested)
+        except ValueError:  # not a time we wrote: the poll leaves the model alone
+            return False
+        return at is None or endpoint.last_action <= at
+    return True
+
+
+def plan_expiry(
+    snapshot: Snapshot, *, tiers: Sequence[int], auto_retrain: bool, auto_deploy: bool = True
+) -> list[Action]:
+    """Expiry tiers of the watched models (one alert per pass and model: the tightest tier crossed, every crossed
+    tier's token recorded) and hands-off retrains of serving models."""
     actions: list[Action] = []
     states = locale_states(snapshot)
     largest = max(tiers) if tiers else 0
-    for model, endpoint in watched_models(snapshot).values():
+    bases = {b.id: b for b in snapshot.base_models}
+    watched = watched_models(snapshot, states, auto_deploy=auto_deploy, auto_retrain=auto_retrain)
+    for model, endpoint in watched.values():
         left = days_left(model, snapshot.now)
         if left is None:
             continue
-        tokens = _expiry_tokens(left, tiers) - managed.alerted(model)
+        crossed = _expiry_tokens(left, tiers) - managed.alerted(model)
         state = states.get(model.locale) or LocaleState(model.locale)
-        # A model that serves nothing and will not be deployed (a newer one exists) is reported quietly.
-        retired = endpoint is None and state.newest_succeeded is not model
-        alerts = [
-            _expiry_alert(snapshot, model, endpoint, left, token, retired) for token in sorted(tokens, key=_tier_order)
-        ]
+        retrain: list[Action] = []
+        alerts: list[Alert] = []
+        tokens = set(crossed)
         if endpoint is not None and left <= max(largest, RETRAIN_IMPOSSIBLE_HORIZON_DAYS):
-            retrain, extra_alerts, extra_tokens = _retrain(
-                snapshot, state, model, endpoint, left, largest, auto_retrain
-            )
-            actions += retrain
-            alerts += extra_alerts
+            retrain, alerts, extra_tokens = _retrain(snapshot, state, model, endpoint, left, largest, auto_retrain)
             tokens |= extra_tokens
+        actions += retrain
+        if crossed:
+            tightest = max(crossed, key=_tier_order)
+            hands_off = _hands_off(state, model, endpoint, retrain, bases)
+            alerts.insert(0, _expiry_alert(snapshot, model, endpoint, left, tightest, hands_off))
         if tokens:
             actions += [Raise(a) for a in alerts]
             actions.append(
@@ -733,18 +767,63 @@ def _tier_order(token: str) -> tuple[int, int]:
     return (1, 0) if not token.isdigit() else (0, -int(token))
 
 
+def _hands_off(
+    state: LocaleState,
+    model: CustomModel,
+    endpoint: Endpoint | None,
+    retrain: Sequence[Action],
+    bases: Mapping[str, BaseModel],
+) -> dict[str, str] | None:
+    """What the app does about an expiring model on its own, for its alert: a retrain started in this pass, a
+    replacement already trained or on its way, or, for a model not deployed yet, its own way to the endpoint."""
+    create = next((a for a in retrain if isinstance(a, CreateModel)), None)
+    if create is not None:
+        base = bases.get(create.base_model_id)
+        return {
+            "action": "retrain",
+            "baseModel": create.base_model_id,
+            "text": f"A retrain on {len(create.dataset_ids)} dataset(s) from base model "
+            f"{base.display_name if base and base.display_name else create.base_model_id} was started hands-off; "
+            "it replaces the model once it passes the quality gate.",
+        }
+    if endpoint is None:
+        return {"action": "deploy", "text": "It is the locale's next model: the app deploys it hands-off."}
+    replacement = replacement_of(state, model)
+    if replacement is not None:
+        gate = quality.decision_of(replacement)
+        where = replacement.status if replacement.status in ACTIVE else f"quality gate {gate or 'pending'}"
+        return {
+            "action": "replacement",
+            "model": replacement.id,
+            "text": f"Its replacement {replacement.display_name} ({replacement.id}, {where}) is on its way to the "
+            "endpoint.",
+        }
+    return None
+
+
 def _expiry_alert(
-    snapshot: Snapshot, model: CustomModel, endpoint: Endpoint | None, left: int, token: str, retired: bool
+    snapshot: Snapshot,
+    model: CustomModel,
+    endpoint: Endpoint | None,
+    left: int,
+    token: str,
+    hands_off: Mapping[str, str] | None = None,
 ) -> Alert:
     ends = expiry_of(model)
     expiry = ends.strftime("%Y-%m-%d") if ends else "?"
-    serving = f"serving endpoint {endpoint.display_name} ({endpoint.id})" if endpoint else "not deployed"
-    details = {
+    serving = (
+        f"serving endpoint {endpoint.display_name} ({endpoint.id})" if endpoint else "not deployed yet, on its way"
+    )
+    details: dict[str, object] = {
         "model": model.self_uri,
         "endpoint": endpoint.self_uri if endpoint else None,
         "transcriptionDateTime": _iso(ends) if ends else None,
         "daysLeft": left,
     }
+    follow = ""
+    if hands_off:
+        details["handsOff"] = {k: v for k, v in hands_off.items() if k != "text"}
+        follow = " " + hands_off["text"]
     if token == "expired":
         consequence = (
             "its endpoint now silently serves the base model and batch jobs with it fail."
@@ -755,9 +834,8 @@ def _expiry_alert(
             "model-expired",
             resource=model.self_uri,
             locale=model.locale,
-            message=f"Model {model.display_name} ({model.id}, {serving}) expired on {expiry}: {consequence}",
+            message=f"Model {model.display_name} ({model.id}, {serving}) expired on {expiry}: {consequence}{follow}",
             details=details,
-            severity="info" if retired else None,
             at=snapshot.now,
             key=model.id,
         )
@@ -767,9 +845,9 @@ def _expiry_alert(
         resource=model.self_uri,
         locale=model.locale,
         message=f"Model {model.display_name} ({model.id}, {serving}) stops transcribing on {expiry}, "
-        f"in {left} day(s) ({tier}-day warning).",
+        f"in {left} day(s) ({tier}-day warning).{follow}",
         details={**details, "tier": tier},
-        severity="info" if retired else "critical" if left <= CRITICAL_TIER_DAYS else "warning",
+        severity="critical" if left <= CRITICAL_TIER_DAYS else "warning",
         at=snapshot.now,
         key=f"{model.id}:{tier}",
     )
@@ -828,6 +906,12 @@ def _retrain(
 
 def _has_replacement(state: LocaleState, serving: CustomModel) -> bool:
     """A newer managed model that outlives the serving one is trained, training, or on its way to the endpoint."""
+    return replacement_of(state, serving) is not None
+
+
+def replacement_of(state: LocaleState, serving: CustomModel) -> CustomModel | None:
+    """The newest such model, if any."""
+    found: list[CustomModel] = []
     serving_expiry = expiry_of(serving)
     for model in state.models:
         if model.id == serving.id or model.status == "Failed" or _held_back(model, serving):
@@ -836,8 +920,8 @@ def _has_replacement(state: LocaleState, serving: CustomModel) -> bool:
         expiry = expiry_of(model)
         outlives = model.status in ACTIVE or expiry is None or serving_expiry is None or expiry > serving_expiry
         if newer and outlives:
-            return True
-    return False
+            found.append(model)
+    return _newest(found)
 
 
 # -- the quality gate ------------------------------------------------------------------------------------------

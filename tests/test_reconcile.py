@@ -902,7 +902,7 @@ def test_thirty_calendar_days_before_expiry_is_the_30_day_tier_whatever_the_hour
     assert [tier for _, tier, _ in expiring(expiry(serving(left)))] == [30]
 
 
-def test_a_serving_model_at_10_days_alerts_each_crossed_tier_and_retrains_from_the_newest_adaptable_base():
+def test_a_serving_model_at_10_days_raises_one_alert_for_the_tightest_tier_and_retrains_from_the_newest_base():
     bases = [
         base_model("newest-closed", created=NOW - days(380), adapt_until=NOW - days(15)),
         base_model("adaptable", created=NOW - days(400), adapt_until=NOW + days(5)),
@@ -912,26 +912,37 @@ def test_a_serving_model_at_10_days_alerts_each_crossed_tier_and_retrains_from_t
 
     actions = expiry(snapshot)
 
-    assert expiring(actions) == [("model-expiring", 30, "warning"), ("model-expiring", 14, "warning")]
-    assert len({a.id for a in alerts(actions)}) == 2
+    assert expiring(actions) == [("model-expiring", 14, "warning")]  # 30 and 14 crossed at once: one alert
+    [alert] = alerts(actions)
+    assert "(14-day warning)" in alert.message and "retrain" in alert.message and "adaptable" in alert.message
+    assert alert.details["handsOff"] == {"action": "retrain", "baseModel": "adaptable"}
     assert only_training(actions).base_model_id == "adaptable"
+    [update] = of(actions, UpdateProperties)
+    assert update.custom_properties[managed.ALERTED] == "30,14"  # both tiers: neither fires later
     assert expiry(apply(snapshot, actions)) == []
 
 
-def test_a_model_expiring_today_alerts_every_tier_once():
+def test_a_model_expiring_today_raises_one_critical_alert_and_records_every_tier():
     snapshot = serving(0.5)  # stops transcribing at 18:00 today
 
     actions = expiry(snapshot)
 
-    assert expiring(actions) == [  # severity follows the days left, not the tier
-        ("model-expiring", 30, "critical"),
-        ("model-expiring", 14, "critical"),
-        ("model-expiring", 7, "critical"),
-        ("model-expiring", 1, "critical"),
-    ]
-    assert "in 0 day(s)" in alerts(actions)[-1].message
+    assert expiring(actions) == [("model-expiring", 1, "critical")]  # severity follows the days left
+    assert "in 0 day(s)" in alerts(actions)[0].message
     assert len(of(actions, CreateModel)) == 1
+    [update] = of(actions, UpdateProperties)
+    assert update.custom_properties[managed.ALERTED] == "30,14,7,1"
     assert expiry(apply(snapshot, actions)) == []
+
+
+def test_tiers_crossed_earlier_are_not_raised_again_when_a_tighter_one_is_crossed():
+    snapshot = serving(6, props={managed.ALERTED: "30"})
+
+    actions = expiry(snapshot, auto_retrain=False)
+
+    assert expiring(actions) == [("model-expiring", 7, "critical")]
+    [update] = of(actions, UpdateProperties)
+    assert update.custom_properties[managed.ALERTED] == "30,14,7"
 
 
 @pytest.mark.parametrize("left", [0, -1, -200])
@@ -1019,7 +1030,8 @@ def test_retrain_impossible_is_not_raised_long_before_expiry():
 def test_without_auto_retrain_only_alerts_are_raised():
     actions = expiry(serving(10), auto_retrain=False)
 
-    assert [a.kind for a in alerts(actions)] == ["model-expiring", "model-expiring"]
+    assert [a.kind for a in alerts(actions)] == ["model-expiring"]
+    assert "handsOff" not in alerts(actions)[0].details  # nothing is done about it: a person has to act
     assert of(actions, CreateModel) == []
 
 
@@ -1052,27 +1064,71 @@ def test_the_newest_model_not_yet_deployed_is_watched_but_not_retrained():
 
     actions = expiry(snapshot)
 
-    assert expiring(actions) == [("model-expiring", 30, "warning"), ("model-expiring", 14, "warning")]
-    assert "not deployed" in alerts(actions)[0].message
+    assert expiring(actions) == [("model-expiring", 14, "warning")]
+    assert "not deployed yet, on its way" in alerts(actions)[0].message
+    assert alerts(actions)[0].details["handsOff"] == {"action": "deploy"}
     assert of(actions, CreateModel) == []
 
 
-def test_every_trained_managed_model_is_watched_but_not_foreign_ones():
+def test_a_model_nothing_serves_and_the_app_will_not_deploy_raises_no_expiry_alert():
     snapshot = snap(
         pair("en-US/acoustic/calls.zip", "d1"),
         models=[
             model("old", created=NOW - days(700), expires=NOW + days(3)),
+            model("older", created=NOW - days(800), expires=NOW - days(3)),
             model("unmanaged", created=NOW - days(1), expires=NOW + days(3), is_managed=False),
             model("current", created=NOW - days(20)),
         ],
         endpoints=[deployed("e1", "current")],
     )
 
-    assert set(watched_models(snapshot)) == {"current", "old"}
-    actions = expiry(snapshot)
-    assert {a.alert.resource.rsplit("/", 1)[-1].split("?")[0] for a in of(actions, Raise)} == {"old"}
-    assert of(actions, CreateModel) == []  # only a serving model is retrained
-    assert {a.alert.severity for a in of(actions, Raise)} == {"info"}  # retired: nothing serves it, nobody must act
+    assert set(watched_models(snapshot)) == {"current"}
+    assert expiry(snapshot) == []  # nothing is written either: a rollback to "old" later still alerts
+
+
+@pytest.mark.parametrize("decision", ["failed", "error", "untested"])
+def test_a_newest_model_the_quality_gate_held_back_is_not_on_its_way(decision):
+    snapshot = snap(
+        pair("en-US/acoustic/calls.zip", "d1"),
+        models=[
+            model("serving", created=NOW - days(700), expires=NOW + days(200)),
+            model("held", created=NOW - days(600), expires=NOW + days(10), props={managed.QUALITY_GATE: decision}),
+        ],
+        endpoints=[deployed("e1", "serving")],
+    )
+
+    assert set(watched_models(snapshot)) == {"serving"}
+    assert expiry(snapshot) == []
+
+
+def test_a_newest_model_is_on_its_way_only_if_the_app_will_deploy_it():
+    trained = model("next", created=NOW - days(600), expires=NOW + days(10))
+    retrain = model("next", created=NOW - days(600), expires=NOW + days(10), props={managed.REASON: "expiry"})
+
+    def watched(newest, **switches) -> set[str]:
+        snapshot = snap(pair("en-US/acoustic/calls.zip", "d1"), models=[newest])
+        return set(watched_models(snapshot, **switches))
+
+    assert watched(trained) == {"next"}
+    assert watched(trained, auto_deploy=False) == set()  # waits for a person
+    assert watched(retrain, auto_deploy=False) == {"next"}  # AUTO_RETRAIN alone deploys its retrains
+    assert watched(retrain, auto_deploy=False, auto_retrain=False) == set()
+
+
+def test_a_newest_model_whose_deploy_request_an_operator_overrode_is_not_on_its_way():
+    models = [
+        model("old", created=NOW - days(700), expires=NOW + days(200)),
+        model(
+            "new", created=NOW - days(600), expires=NOW + days(10), props={managed.DEPLOY_REQUESTED: iso(NOW - days(5))}
+        ),
+    ]
+
+    def watched(endpoint_changed: datetime) -> set[str]:
+        endpoints = [deployed("e1", "old", last_action=endpoint_changed)]
+        return set(watched_models(snap(pair("en-US/acoustic/calls.zip", "d1"), models=models, endpoints=endpoints)))
+
+    assert watched(NOW - days(4)) == {"old"}  # rolled back after the request: the app leaves it
+    assert watched(NOW - days(6)) == {"old", "new"}  # requested, not landed yet: still on its way
 
 
 def test_a_model_serving_the_managed_endpoint_is_watched_even_if_not_managed():
@@ -1101,7 +1157,6 @@ def test_expiry_of_two_locales_is_independent():
     actions = expiry(snapshot)
 
     assert [(a.kind, a.locale) for a in alerts(actions)] == [
-        ("model-expiring", "en-US"),
         ("model-expiring", "en-US"),
         ("retrain-impossible", "de-DE"),
     ]

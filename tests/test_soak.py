@@ -64,3 +64,14 @@ def test_a_regressing_candidate_is_held_back_and_no_day_is_spent_on_an_expired_m
     kinds = [a["kind"] for a in report["alerts"]["list"]]
     assert kinds.count("evaluation-failed") == 1 and "evaluation-error" not in kinds
     assert kinds.count("evaluation-passed") == figures["gatePassed"]
+
+
+@pytest.mark.slow
+def test_every_webhook_post_is_actionable_or_reports_a_hands_off_action(report):
+    webhook = report["webhook"]
+    assert 0 < webhook["posts"] < soak.MAX_WEBHOOK_POSTS
+    assert webhook["worthReading"] == webhook["posts"], webhook["list"]
+    assert {p["severity"] for p in webhook["list"]} <= {"warning", "critical"}  # the default floor: no info
+    assert webhook["byKind"]["model-failed"]["posted"] == 1 and "endpoint-deployed" not in webhook["byKind"]
+    queued = {a["kind"] for a in report["alerts"]["list"]}
+    assert {"evaluation-passed", "endpoint-deployed"} & queued  # informational alerts still reach the queue

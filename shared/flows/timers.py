@@ -35,7 +35,9 @@ def poll_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconcile
 
 
 def expiry_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconcile.Action]]:
-    return lambda snap: reconcile.plan_expiry(snap, tiers=config.expiry_warning_days, auto_retrain=config.auto_retrain)
+    return lambda snap: reconcile.plan_expiry(
+        snap, tiers=config.expiry_warning_days, auto_retrain=config.auto_retrain, auto_deploy=config.auto_deploy
+    )
 
 
 def on_reconcile(timer) -> None:
