@@ -3,12 +3,19 @@ actions. Desired state = the zips in the training container; actual state = data
 
 Nothing here does I/O. The timers gather a Snapshot under the autopilot lock, call plan_poll / plan_expiry and
 carry out the returned actions; running a plan twice on the state it produced returns nothing new.
+
+Cost: linear in the snapshot. Every lookup goes through the snapshot's `index` (SnapshotIndex), built once per
+snapshot in one pass over each collection: datasets by (sourcePath, sourceEtag), models by id, the managed
+endpoint of each locale, base models by locale, the locales' states with their newest models. No planner step
+scans a collection once per item of another.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Iterable, Mapping, Sequence, Union
 
 from shared import managed
@@ -31,6 +38,9 @@ DEPLOY_RETRY_DAYS = 2  # a deploy request that has not reached an untouched endp
 
 @dataclass(frozen=True)
 class Snapshot:
+    """What a pass saw. Immutable: make a changed copy with dataclasses.replace, never mutate its sequences (the
+    index is built once, on first use)."""
+
     now: datetime
     container: str
     zips: Sequence[ZipBlob]
@@ -38,6 +48,10 @@ class Snapshot:
     models: Sequence[CustomModel]
     base_models: Sequence[BaseModel]
     endpoints: Sequence[Endpoint]
+
+    @cached_property
+    def index(self) -> SnapshotIndex:
+        return SnapshotIndex(self)
 
 
 @dataclass(frozen=True)
@@ -125,17 +139,8 @@ class LocaleState:
 
 
 def zip_dataset(snapshot: Snapshot, blob: ZipBlob) -> Dataset | None:
-    """The managed dataset made from this very version of the zip, if any."""
-    path = source_path(snapshot.container, blob.name)
-    for dataset in snapshot.datasets:
-        props = dataset.custom_properties
-        if (
-            managed.is_managed(dataset)
-            and props.get(managed.SOURCE) == path
-            and props.get(managed.SOURCE_ETAG) == blob.etag
-        ):
-            return dataset
-    return None
+    """The managed dataset made from this very version of the zip, if any (the first listed, should there be two)."""
+    return snapshot.index.by_source.get((source_path(snapshot.container, blob.name), blob.etag))
 
 
 def managed_endpoints(endpoints: Iterable[Endpoint]) -> dict[str, Endpoint]:
@@ -148,6 +153,11 @@ def managed_endpoints(endpoints: Iterable[Endpoint]) -> dict[str, Endpoint]:
 
 
 def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
+    """locale -> its state; computed once per snapshot (treat the states as read-only)."""
+    return snapshot.index.states
+
+
+def _locale_states(snapshot: Snapshot, index: SnapshotIndex) -> dict[str, LocaleState]:
     states: dict[str, LocaleState] = {}
 
     def state(locale: str) -> LocaleState:
@@ -168,9 +178,52 @@ def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
     for model in snapshot.models:
         if managed.is_managed(model):
             state(model.locale).models.append(model)
-    for locale, endpoint in managed_endpoints(snapshot.endpoints).items():
+    for locale, endpoint in index.endpoints.items():
         state(locale).endpoint = endpoint
     return states
+
+
+class SnapshotIndex:
+    """The lookups the planners make, built once per snapshot (Snapshot.index): one pass over each collection."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        # (sourcePath, sourceEtag) -> the first listed managed dataset made from that zip version
+        self.by_source: dict[tuple[str, str], Dataset] = {}
+        self.dataset_kinds: dict[str, set[str]] = {}  # dataset id -> its kind
+        for dataset in snapshot.datasets:
+            self.dataset_kinds.setdefault(dataset.id, set()).add(dataset.kind)
+            if managed.is_managed(dataset):
+                props = dataset.custom_properties
+                path, etag = props.get(managed.SOURCE), props.get(managed.SOURCE_ETAG)
+                if path is not None and etag is not None:
+                    self.by_source.setdefault((path, etag), dataset)
+        self.models_by_id = {m.id: m for m in snapshot.models}
+        self.endpoints = managed_endpoints(snapshot.endpoints)  # locale -> the locale's managed endpoint
+        self.bases_by_locale: dict[str, list[BaseModel]] = {}
+        for base in snapshot.base_models:
+            self.bases_by_locale.setdefault(base.locale, []).append(base)
+        # (locale, id of the model replaced) -> expiry retrains of it among the locale's managed models
+        self.retrain_tries = Counter(
+            (m.locale, m.custom_properties[managed.RETRAIN_OF])
+            for m in snapshot.models
+            if managed.is_managed(m) and managed.RETRAIN_OF in m.custom_properties
+        )
+
+    @cached_property
+    def states(self) -> dict[str, LocaleState]:
+        return _locale_states(self._snapshot, self)
+
+    @cached_property
+    def newest_succeeded(self) -> dict[str, CustomModel | None]:
+        """locale -> its newest Succeeded managed model."""
+        return {locale: state.newest_succeeded for locale, state in self.states.items()}
+
+    def bases(self, locale: str) -> list[BaseModel]:
+        return self.bases_by_locale.get(locale, [])
+
+    def kinds_of(self, dataset_ids: Iterable[str]) -> frozenset[str]:
+        return frozenset(kind for i in set(dataset_ids) for kind in self.dataset_kinds.get(i, ()))
 
 
 def adaptable_base(
@@ -294,11 +347,12 @@ def training_set(snapshot: Snapshot, state: LocaleState) -> tuple[list[str], Bas
     """The datasets to train on and the base model to train from. Audio without transcripts (AudioFiles) joins
     the set only where a base model adapts with it; otherwise the rest of the data still trains."""
     ids = sorted(state.desired)
-    base = adaptable_base(snapshot.base_models, state.locale, state.kinds, snapshot.now)
+    bases = snapshot.index.bases(state.locale)
+    base = adaptable_base(bases, state.locale, state.kinds, snapshot.now)
     if base is None and "AudioFiles" in state.kinds:
         ids = sorted(i for i, d in state.desired.items() if d.kind != "AudioFiles")
         kinds = frozenset(state.desired[i].kind for i in ids)
-        base = adaptable_base(snapshot.base_models, state.locale, kinds, snapshot.now) if ids else None
+        base = adaptable_base(bases, state.locale, kinds, snapshot.now) if ids else None
     return ids, base
 
 
@@ -462,9 +516,9 @@ def days_left(model: CustomModel, now: datetime) -> int | None:
 
 def watched_models(snapshot: Snapshot) -> dict[str, tuple[CustomModel, Endpoint | None]]:
     """Models whose expiry is watched: those serving a managed endpoint, and every trained managed model."""
-    by_id = {m.id: m for m in snapshot.models}
+    by_id = snapshot.index.models_by_id
     watched: dict[str, tuple[CustomModel, Endpoint | None]] = {}
-    for endpoint in managed_endpoints(snapshot.endpoints).values():
+    for endpoint in snapshot.index.endpoints.values():
         model = by_id.get(endpoint.model_id or "")
         if model is not None:
             watched[model.id] = (model, endpoint)
@@ -477,6 +531,7 @@ def watched_models(snapshot: Snapshot) -> dict[str, tuple[CustomModel, Endpoint 
 def plan_expiry(snapshot: Snapshot, *, tiers: Sequence[int], auto_retrain: bool) -> list[Action]:
     actions: list[Action] = []
     states = locale_states(snapshot)
+    newest_succeeded = snapshot.index.newest_succeeded
     largest = max(tiers) if tiers else 0
     for model, endpoint in watched_models(snapshot).values():
         left = days_left(model, snapshot.now)
@@ -485,7 +540,7 @@ def plan_expiry(snapshot: Snapshot, *, tiers: Sequence[int], auto_retrain: bool)
         tokens = _expiry_tokens(left, tiers) - managed.alerted(model)
         state = states.get(model.locale) or LocaleState(model.locale)
         # A model that serves nothing and will not be deployed (a newer one exists) is reported quietly.
-        retired = endpoint is None and state.newest_succeeded is not model
+        retired = endpoint is None and newest_succeeded.get(model.locale) is not model
         alerts = [
             _expiry_alert(snapshot, model, endpoint, left, token, retired) for token in sorted(tokens, key=_tier_order)
         ]
@@ -575,8 +630,8 @@ def _retrain(
         kinds = state.kinds
     else:  # no zip left: the serving model's own datasets
         dataset_ids = list(serving.dataset_ids)
-        kinds = frozenset(d.kind for d in snapshot.datasets if d.id in dataset_ids)
-        base = adaptable_base(snapshot.base_models, serving.locale, kinds, snapshot.now)
+        kinds = snapshot.index.kinds_of(dataset_ids)
+        base = adaptable_base(snapshot.index.bases(serving.locale), serving.locale, kinds, snapshot.now)
     if base is None:
         if "noretrain" in managed.alerted(serving):
             return [], [], set()
@@ -601,7 +656,7 @@ def _retrain(
     )
     if not auto_retrain or (left > largest and not closes_first) or state.pending or state.training:
         return [], [], set()
-    tries = sum(1 for m in state.models if m.custom_properties.get(managed.RETRAIN_OF) == serving.id)
+    tries = snapshot.index.retrain_tries[(state.locale, serving.id)]
     if tries >= MAX_RETRAIN_ATTEMPTS or not dataset_ids:
         return [], [], set()
     return [train(state, dataset_ids, base, snapshot.now, "expiry", retrain_of=serving.id)], [], set()
