@@ -49,6 +49,7 @@ from local.host import LocalHost
 from local.runtime import Invocation
 from local.speech_emulator import SpeechEmulator
 from shared import clock, context, managed
+from shared.budget import RequestBudget
 from shared.reconcile import managed_endpoints
 from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, entity_id
 
@@ -319,7 +320,9 @@ def app_environment(azurite: Azurite, emulator: SpeechEmulator, names: dict[str,
     saved_env = {name: os.environ.get(name) for name in env}
     saved_options = context.CLIENT_OPTIONS
     os.environ.update(env)
-    context.CLIENT_OPTIONS = {"sleep": emulator.advance}  # a backoff sleep passes simulated time
+    # a backoff sleep passes simulated time; the request budget counts simulated seconds too
+    budget = RequestBudget(clock=lambda: emulator.now().timestamp(), sleep=emulator.advance)
+    context.CLIENT_OPTIONS = {"sleep": emulator.advance, "budget": budget}
     context.reset()
     clock.use_clock(emulator.now)
     try:

@@ -3,6 +3,8 @@
 One requests.Session; connect/read timeouts; retries on 408/429/5xx honouring Retry-After / retry-after-ms with
 capped, jittered exponential backoff; a POST is never repeated after an ambiguous failure (the caller looks up
 before re-creating); list calls follow @nextLink as given; errors carry status, service code, message and request id.
+Every request, retries included, first takes a slot from the endpoint's RequestBudget (shared/budget.py): the
+service's 100 requests per 10 s, with a share kept for foreground work while a background pass runs.
 Nothing secret (key, token, SAS) is ever logged: log lines carry method, path and status only.
 """
 
@@ -19,6 +21,8 @@ from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import requests
+
+from shared.budget import BACKGROUND_SHARE, SERVICE_RATE_LIMIT, RequestBudget, budget_for
 
 log = logging.getLogger("autopilot.speech")
 
@@ -328,7 +332,12 @@ class SpeechClient:
         backoff_cap: float = 30.0,
         max_retry_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        rate_limit: tuple[int, float] | None = SERVICE_RATE_LIMIT,
+        background_share: float = BACKGROUND_SHARE,
+        budget: RequestBudget | None = None,
     ) -> None:
+        """`budget`: the RequestBudget every request takes a slot from; by default the process-wide one of this
+        endpoint for `rate_limit` (None: no budget at all, e.g. a benchmark measuring CPU alone)."""
         if not key and credential is None:
             raise ValueError("SpeechClient needs a key or a token credential")
         self.base = endpoint.rstrip("/") + "/speechtotext"
@@ -343,6 +352,9 @@ class SpeechClient:
         self._backoff_cap = backoff_cap
         self._max_retry_wait = max_retry_wait
         self._sleep = sleep
+        if budget is None and rate_limit is not None:
+            budget = budget_for(self.base, rate_limit, background_share)
+        self.budget = budget
         self.calls = 0  # requests sent, for budgets and benchmarks
 
     @classmethod
@@ -401,6 +413,8 @@ class SpeechClient:
         shown = urlsplit(url).path.removeprefix(urlsplit(self.base).path) or "/"
         is_post = method == "POST"
         for attempt in range(self._max_attempts):
+            if self.budget is not None:
+                self.budget.acquire()  # every attempt counts, retries included
             headers = self._headers()
             if content_type:
                 headers["Content-Type"] = content_type

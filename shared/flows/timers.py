@@ -2,7 +2,9 @@
 
 `reconcile` (POLL_SCHEDULE): sweep zips no event handled, follow processing and training, train when a locale's
 data change, request deployments, report endpoint outcomes. `expiry` (EXPIRY_SCHEDULE): expiry tiers, hands-off
-retrains. Cost per run: one container listing plus one paged list per collection; no GET per resource.
+retrains. Cost per run: one container listing plus one paged list per collection; no GET per resource. A pass's
+Speech requests are background work: they take at most the background share of the request budget, so ingests
+running meanwhile keep theirs (shared/budget.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from azure.storage.blob import ContainerClient
 
 from shared import clock, context, reconcile
 from shared.alerts import Alert, deliver
+from shared.budget import BACKGROUND, speech_priority
 from shared.flows.ingest import ingest_blob
 from shared.settings import Settings
 from shared.speech import SpeechClient, SpeechError, entity_id
@@ -74,10 +77,27 @@ def snapshot(config: Settings, speech: SpeechClient, container: ContainerClient)
 def run(
     config: Settings, plan: Callable[[reconcile.Snapshot], list[reconcile.Action]], *, past_due: bool = False
 ) -> RunResult:
-    """One reconcile pass. Another pass holding the lock means this one has nothing to add: it is skipped."""
+    """One reconcile pass, as background work. Another pass holding the lock means this one has nothing to add:
+    it is skipped."""
     if past_due:
         log.info("timer is past due; reconciling now")
     speech = context.speech(config)
+    usage = speech.budget.usage[BACKGROUND] if speech.budget is not None else None
+    before = (usage.requests, usage.waited) if usage else (0, 0.0)
+    with speech_priority(BACKGROUND):
+        result = _run(config, plan, speech)
+    if usage is not None:
+        log.info(
+            "pass: %d Speech request(s), %.1f s waiting for the request budget",
+            usage.requests - before[0],
+            usage.waited - before[1],
+        )
+    return result
+
+
+def _run(
+    config: Settings, plan: Callable[[reconcile.Snapshot], list[reconcile.Action]], speech: SpeechClient
+) -> RunResult:
     container = context.training_container(config)
     result = RunResult()
     try:
