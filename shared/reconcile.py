@@ -140,7 +140,7 @@ class LocaleState:
 
 def zip_dataset(snapshot: Snapshot, blob: ZipBlob) -> Dataset | None:
     """The managed dataset made from this very version of the zip, if any (the first listed, should there be two)."""
-    return snapshot.index.by_source.get((source_path(snapshot.container, blob.name), blob.etag))
+    return snapshot.index.zip_dataset(snapshot.container, blob)
 
 
 def managed_endpoints(endpoints: Iterable[Endpoint]) -> dict[str, Endpoint]:
@@ -158,6 +158,7 @@ def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
 
 
 def _locale_states(snapshot: Snapshot, index: SnapshotIndex) -> dict[str, LocaleState]:
+    """Built while the index is (so it uses the index's own lookups, never snapshot.index)."""
     states: dict[str, LocaleState] = {}
 
     def state(locale: str) -> LocaleState:
@@ -167,7 +168,7 @@ def _locale_states(snapshot: Snapshot, index: SnapshotIndex) -> dict[str, Locale
         target = parse_blob_name(blob.name)
         if not isinstance(target, Target):
             continue
-        dataset = zip_dataset(snapshot, blob)
+        dataset = index.zip_dataset(snapshot.container, blob)
         if dataset is None:
             if not rejected_version(blob):
                 state(target.locale).pending.append(blob.name)
@@ -184,10 +185,11 @@ def _locale_states(snapshot: Snapshot, index: SnapshotIndex) -> dict[str, Locale
 
 
 class SnapshotIndex:
-    """The lookups the planners make, built once per snapshot (Snapshot.index): one pass over each collection."""
+    """The lookups the planners make, built once per snapshot (Snapshot.index): one pass over each collection.
+    It holds no reference to its snapshot, so a pass's snapshot is freed as soon as the pass drops it (a cycle
+    would keep tens of thousands of entities alive until the garbage collector's next full run)."""
 
     def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
         # (sourcePath, sourceEtag) -> the first listed managed dataset made from that zip version
         self.by_source: dict[tuple[str, str], Dataset] = {}
         self.dataset_kinds: dict[str, set[str]] = {}  # dataset id -> its kind
@@ -209,15 +211,12 @@ class SnapshotIndex:
             for m in snapshot.models
             if managed.is_managed(m) and managed.RETRAIN_OF in m.custom_properties
         )
+        self.states = _locale_states(snapshot, self)
+        # locale -> its newest Succeeded managed model
+        self.newest_succeeded = {locale: state.newest_succeeded for locale, state in self.states.items()}
 
-    @cached_property
-    def states(self) -> dict[str, LocaleState]:
-        return _locale_states(self._snapshot, self)
-
-    @cached_property
-    def newest_succeeded(self) -> dict[str, CustomModel | None]:
-        """locale -> its newest Succeeded managed model."""
-        return {locale: state.newest_succeeded for locale, state in self.states.items()}
+    def zip_dataset(self, container: str, blob: ZipBlob) -> Dataset | None:
+        return self.by_source.get((source_path(container, blob.name), blob.etag))
 
     def bases(self, locale: str) -> list[BaseModel]:
         return self.bases_by_locale.get(locale, [])

@@ -88,13 +88,20 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
+def listed(raw: dict[str, Any]) -> dict[str, Any]:
+    """An entity from a list page, kept without its `links`: the app follows none of them, and they are a third of
+    an entity's memory, which counts when a pass holds tens of thousands (a GET keeps the entity whole)."""
+    raw.pop("links", None)
+    return raw
+
+
 def entity_id(uri_or_id: str) -> str:
     """The id at the end of a self URI (`.../models/base/{id}?api-version=...`), or the id itself."""
     path = urlsplit(uri_or_id).path if "/" in uri_or_id else uri_or_id
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EntityError:
     code: str
     message: str
@@ -112,7 +119,7 @@ def _ref(raw: Mapping[str, Any], name: str) -> str | None:
     return ref.get("self") if isinstance(ref, Mapping) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Dataset:
     id: str
     self_uri: str
@@ -137,13 +144,13 @@ class Dataset:
             status=raw.get("status", ""),
             created=parse_time(raw.get("createdDateTime")),
             last_action=parse_time(raw.get("lastActionDateTime")),
-            custom_properties=dict(raw.get("customProperties") or {}),
+            custom_properties=raw.get("customProperties") or {},  # shared with raw: neither is ever changed
             error=_error(raw),
             raw=raw,
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CustomModel:
     id: str
     self_uri: str
@@ -172,13 +179,13 @@ class CustomModel:
             base_model_id=entity_id(base) if base else None,
             dataset_ids=tuple(entity_id(d["self"]) for d in raw.get("datasets") or () if d.get("self")),
             transcription_expiry=parse_time((props.get("deprecationDates") or {}).get("transcriptionDateTime")),
-            custom_properties=dict(raw.get("customProperties") or {}),
+            custom_properties=raw.get("customProperties") or {},  # shared with raw: neither is ever changed
             error=_error(raw),
             raw=raw,
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BaseModel:
     id: str
     self_uri: str
@@ -207,7 +214,7 @@ class BaseModel:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     id: str
     self_uri: str
@@ -236,13 +243,13 @@ class Endpoint:
             model_uri=_ref(raw, "model"),
             created=parse_time(raw.get("createdDateTime")),
             last_action=parse_time(raw.get("lastActionDateTime")),
-            custom_properties=dict(raw.get("customProperties") or {}),
+            custom_properties=raw.get("customProperties") or {},  # shared with raw: neither is ever changed
             error=_error(raw),
             raw=raw,
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     id: str
     self_uri: str
@@ -254,7 +261,7 @@ class Evaluation:
         return cls(id=entity_id(raw["self"]), self_uri=raw["self"], status=raw.get("status", ""), raw=raw)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WebHook:
     id: str
     self_uri: str
@@ -528,7 +535,7 @@ class SpeechClient:
         return Dataset.from_json(self.request("GET", self.uri("datasets", uri_or_id)))
 
     def list_datasets(self, filter: str | None = None) -> Iterator[Dataset]:
-        return (Dataset.from_json(raw) for raw in self.pages("datasets", {"filter": filter}))
+        return (Dataset.from_json(listed(raw)) for raw in self.pages("datasets", {"filter": filter}))
 
     def update_dataset(self, uri_or_id: str, **fields: Any) -> Dataset:
         body = _update_body(fields)
@@ -572,7 +579,7 @@ class SpeechClient:
         return CustomModel.from_json(self.request("GET", self.uri("models", uri_or_id)))
 
     def list_models(self, filter: str | None = None) -> Iterator[CustomModel]:
-        return (CustomModel.from_json(raw) for raw in self.pages("models", {"filter": filter}))
+        return (CustomModel.from_json(listed(raw)) for raw in self.pages("models", {"filter": filter}))
 
     def update_model(self, uri_or_id: str, **fields: Any) -> CustomModel:
         body = _update_body(fields)
@@ -582,7 +589,7 @@ class SpeechClient:
         self.request("DELETE", self.uri("models", uri_or_id))
 
     def list_base_models(self, filter: str | None = None) -> Iterator[BaseModel]:
-        return (BaseModel.from_json(raw) for raw in self.pages("models/base", {"filter": filter}))
+        return (BaseModel.from_json(listed(raw)) for raw in self.pages("models/base", {"filter": filter}))
 
     def get_base_model(self, uri_or_id: str) -> BaseModel:
         return BaseModel.from_json(self.request("GET", self.uri("models/base", uri_or_id)))
@@ -609,7 +616,7 @@ class SpeechClient:
         return Endpoint.from_json(self.request("GET", self.uri("endpoints", uri_or_id)))
 
     def list_endpoints(self, filter: str | None = None) -> Iterator[Endpoint]:
-        return (Endpoint.from_json(raw) for raw in self.pages("endpoints", {"filter": filter}))
+        return (Endpoint.from_json(listed(raw)) for raw in self.pages("endpoints", {"filter": filter}))
 
     def update_endpoint(self, uri_or_id: str, *, model: str | None = None, **fields: Any) -> Endpoint:
         body = _update_body(fields)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import logging
 import threading
 import time
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
+from urllib.parse import unquote
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
 from azure.storage.blob import (
     BlobClient,
     BlobSasPermissions,
@@ -142,7 +146,7 @@ def _keep_renewed(lease: Any, done: threading.Event, every: float) -> None:
 # -- blobs -----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ZipBlob:
     """What the decisions need to know of a zip in the training container."""
 
@@ -169,18 +173,86 @@ def set_autopilot_tags(blob: BlobClient, current: Mapping[str, str], **values: s
     return tags
 
 
-def list_zips(container: ContainerClient) -> list[ZipBlob]:
-    """Every .zip in the container, with its tags, in one paged listing."""
-    zips = []
-    for item in container.list_blobs(include=["tags"]):
-        if item.name.lower().endswith(".zip"):
-            zips.append(
-                ZipBlob(
-                    name=item.name,
-                    etag=clean_etag(item.etag),
-                    size=item.size or 0,
-                    last_modified=item.last_modified,
-                    tags=dict(item.tags or {}),
+LIST_PAGE_SIZE = 5000  # List Blobs' maximum
+
+
+def list_zips(container: ContainerClient, page_size: int = LIST_PAGE_SIZE) -> list[ZipBlob]:
+    """Every .zip in the container, with its tags, in one paged listing (List Blobs, include=tags).
+
+    The listing's XML is parsed as it streams in, through the client's own pipeline (its credential, retries and
+    logging policies), rather than by the SDK's models: with tags, those cost about 200 µs per blob, and reading a
+    5,000-blob page whole peaks at ~40 MB, seconds and hundreds of MB for a container of tens of thousands of zips.
+    Streamed: ~40 µs per blob, a few MB per page.
+    """
+    send = getattr(getattr(container, "_client", None), "_send_request", None)
+    if send is None:  # not the SDK's ContainerClient as we know it: its public listing
+        return [_zip_from_sdk(item) for item in container.list_blobs(include=["tags"]) if _is_zip(item.name)]
+    zips: list[ZipBlob] = []
+    marker: str | None = None
+    while True:
+        params = {"restype": "container", "comp": "list", "include": "tags", "maxresults": str(page_size)}
+        if marker:
+            params["marker"] = marker
+        headers = {"x-ms-version": container.api_version, "Accept": "application/xml"}
+        response = send(HttpRequest("GET", container.url, params=params, headers=headers), stream=True)
+        try:
+            if response.status_code != 200:
+                response.read()
+                raise HttpResponseError(response=response)
+            marker = _parse_blob_list(response.iter_bytes(), zips)
+        finally:
+            response.close()
+        if not marker:
+            return zips
+
+
+def _is_zip(name: str) -> bool:
+    return name.lower().endswith(".zip")
+
+
+def _zip_from_sdk(item: Any) -> ZipBlob:
+    return ZipBlob(
+        name=item.name,
+        etag=clean_etag(item.etag),
+        size=item.size or 0,
+        last_modified=item.last_modified,
+        tags=dict(item.tags or {}),
+    )
+
+
+def _parse_blob_list(chunks: Iterable[bytes], zips: list[ZipBlob]) -> str | None:
+    """Append the page's zips to `zips`; the NextMarker, if more pages follow."""
+    marker = None
+    # the storage service's own answer over the authenticated pipeline, parsed with xml.etree as the SDK does
+    parser = ElementTree.XMLPullParser(events=("end",))  # noqa: S314
+    for chunk in chunks:
+        parser.feed(chunk)
+        marker = _read_blobs(parser, zips) or marker
+    parser.close()
+    return _read_blobs(parser, zips) or marker
+
+
+def _read_blobs(parser: ElementTree.XMLPullParser, zips: list[ZipBlob]) -> str | None:
+    marker = None
+    for _, element in parser.read_events():
+        if element.tag == "Blob":
+            name_element = element.find("Name")
+            name = (name_element.text or "") if name_element is not None else ""
+            if name_element is not None and name_element.get("Encoded") == "true":
+                name = unquote(name)
+            if _is_zip(name):
+                props = element.find("Properties")
+                modified = props.findtext("Last-Modified") if props is not None else None
+                zips.append(
+                    ZipBlob(
+                        name=name,
+                        etag=clean_etag(props.findtext("Etag") if props is not None else None),
+                        size=int((props.findtext("Content-Length") if props is not None else None) or 0),
+                        last_modified=email.utils.parsedate_to_datetime(modified) if modified else None,
+                        tags={tag.findtext("Key") or "": tag.findtext("Value") or "" for tag in element.iter("Tag")},
+                    )
                 )
-            )
-    return zips
+            element.clear()
+        elif element.tag == "NextMarker":
+            marker = element.text or None
+    return marker
