@@ -28,7 +28,7 @@ import time
 
 import psutil
 
-from bench.scale import ROOT, CallCounter, EmulatorProcess, cpu_seconds, emit, fit_exponent, results, seed
+from bench.scale import ROOT, CallCounter, EmulatorProcess, cpu_seconds, emit, fit_exponent, results, seed, writes
 from local.azurite import Azurite
 
 PASSES = ("reconcile", "expiry")
@@ -83,7 +83,7 @@ def measure_in_this_process(budget: bool) -> None:
                 "plan_cpu": parts["plan"],
                 "list": calls["list"],
                 "get": calls["get"],
-                "write": calls["write"],
+                "write": writes(calls),
                 "actions": len(result.actions),
                 "skipped": result.skipped,
             }

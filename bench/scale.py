@@ -185,29 +185,45 @@ def _tag(container: Any, name: str, etag: str, dataset_id: str) -> None:
 
 @dataclass
 class CallCounter:
-    """Speech requests by kind, from a requests.Session response hook."""
+    """Speech requests by kind (list page, other GET, write, 429 answer) and when each was sent, from a
+    requests.Session response hook (the session the app's client is given)."""
 
     counts: Counter
+    sent: list[float]  # time.monotonic() of each request's sending
 
     @classmethod
     def session(cls) -> tuple[requests.Session, CallCounter]:
-        counter = cls(Counter())
+        counter = cls(Counter(), [])
         session = requests.Session()
         session.hooks["response"].append(lambda resp, *args, **kwargs: counter.record(resp))
         return session, counter
 
     def record(self, resp: requests.Response) -> None:
+        self.sent.append(time.monotonic() - resp.elapsed.total_seconds())
         method, path = resp.request.method, urlsplit(resp.request.url).path.removeprefix("/speechtotext/")
         if method == "GET":
             kind = "list" if path in ("datasets", "models", "models/base", "endpoints") else "get"
         else:
-            kind = "write"
+            kind = method
         self.counts[kind] += 1
         if resp.status_code == 429:
             self.counts["429"] += 1
 
     def snapshot(self) -> Counter:
         return Counter(self.counts)
+
+    def busiest(self, window: float) -> int:
+        """The most requests sent within any `window` seconds."""
+        times, most, first = sorted(self.sent), 0, 0
+        for last, moment in enumerate(times):
+            while moment - times[first] >= window:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
+
+def writes(counts: Counter) -> int:
+    return sum(count for kind, count in counts.items() if kind in ("POST", "PATCH", "PUT", "DELETE"))
 
 
 def cpu_seconds(pid: int) -> float:
