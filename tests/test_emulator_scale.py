@@ -333,3 +333,23 @@ def test_the_rate_limit_answers_429_with_retry_after_beyond_the_window(make):
 def test_without_a_rate_limit_nothing_is_throttled(emulator):
     assert all(api(emulator, "GET", "datasets").status_code == 200 for _ in range(30))
     assert emulator.throttled == 0
+
+
+def test_an_exact_description_filter_is_answered_by_the_index_without_a_scan(emulator, monkeypatch):
+    """The ingest's lookup (`description eq '<exact>'`) costs the same whatever the number of datasets."""
+    import local.speech_emulator as module
+
+    ids = _datasets(emulator, [f"d{i}" for i in range(2000)], description="other")
+    [wanted] = _datasets(emulator, ["wanted"], description="Created from training/a.zip (ETag 0x1).")
+    evaluated = []
+    value_of = module._filter_value
+    monkeypatch.setattr(module, "_filter_value", lambda *args: evaluated.append(args[1]) or value_of(*args))
+
+    assert _all(emulator, {"filter": "description eq 'Created from training/a.zip (ETag 0x1).'"})[0] == [wanted]
+    assert evaluated == []  # the index answered it alone
+    both = "description eq 'Created from training/a.zip (ETag 0x1).' and status eq 'Succeeded'"
+    assert _all(emulator, {"filter": both})[0] == [wanted]
+    assert len(evaluated) <= 2  # one candidate checked
+    evaluated.clear()
+    assert len(_all(emulator, {"filter": "status eq 'Succeeded'"})[0]) == len(ids) + 1
+    assert len(evaluated) >= len(ids)  # a filter no index answers is checked entity by entity
