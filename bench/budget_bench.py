@@ -85,7 +85,9 @@ def main() -> int:
             before = budget.usage[BACKGROUND].requests
             began = at()
             result = timers.run(config, timers.poll_plan(config))
+            foreground = budget.usage[FOREGROUND]
             pass_figures.update(
+                foreground=(foreground.requests, foreground.waits, foreground.waited),
                 began=began,
                 ended=at(),
                 requests=budget.usage[BACKGROUND].requests - before,
@@ -131,6 +133,11 @@ def main() -> int:
             f"from {pass_figures['began']:.1f} s to {pass_figures['ended']:.1f} s, "
             f"{pass_figures['waited']:.0f} s of it waiting for the budget (background share: "
             f"{budget.background_limit} per {budget.span:g} s)"
+        )
+        requests, waits, waited = pass_figures["foreground"]
+        print(
+            f"during the pass: {requests} foreground (ingest) request(s), {waits} of them waited for the budget "
+            f"({waited:.1f} s)"
         )
         print(f"{'zip':<34} {'dropped':>8} {'created':>8} {'took':>6} {'deliveries':>10} {'LockBusy':>8}  outcome")
         created = 0
