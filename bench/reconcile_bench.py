@@ -164,6 +164,11 @@ def main() -> int:
         for name in PASSES:
             exponent = fit_exponent([(r["n"], r["passes"][name]["cpu"]) for r in rows])
             print(f"growth exponent of the {name} pass's app CPU (log-log fit): {exponent:.2f} (goal <= 1.15)")
+    per_page = ", ".join(
+        f"{r['n']}: {1000 * r['passes']['reconcile']['emulator_cpu'] / max(1, r['passes']['reconcile']['list']):.1f}"
+        for r in rows
+    )
+    print(f"emulator CPU per list page (ms, by N): {per_page}")
     big = rows[-1]
     worst = max(big["passes"][name]["cpu"] for name in PASSES)
     print(
