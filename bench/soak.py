@@ -53,6 +53,7 @@ from local.runtime import Invocation
 from local.speech_emulator import SpeechEmulator
 from local.webhook import WebhookReceiver
 from shared import clock, context, managed
+from shared.budget import RequestBudget
 from shared.reconcile import managed_endpoints
 from shared.speech import BaseModel, CustomModel, Dataset, Endpoint, Evaluation, entity_id
 
@@ -346,7 +347,9 @@ def app_environment(
     saved_env = {name: os.environ.get(name) for name in env}
     saved_options = context.CLIENT_OPTIONS
     os.environ.update(env)
-    context.CLIENT_OPTIONS = {"sleep": emulator.advance}  # a backoff sleep passes simulated time
+    # a backoff sleep passes simulated time; the request budget counts simulated seconds too
+    budget = RequestBudget(clock=lambda: emulator.now().timestamp(), sleep=emulator.advance)
+    context.CLIENT_OPTIONS = {"sleep": emulator.advance, "budget": budget}
     context.reset()
     clock.use_clock(emulator.now)
     try:

@@ -2,19 +2,27 @@
 
 Emulated, in memory behind one lock: datasets (from a `contentUrl` that is really downloaded and checked, or from
 uploaded and committed blocks), custom models, base models (seeded per locale, several generations), endpoints,
-evaluations and web hooks: create, list (`skip`/`top`/`@nextLink`, `field eq 'value'` filters joined by `and`
-on status, locale, kind and displayName), get, patch, delete, and the supported-locale lists. The service's
-validation rules and error shape (`code`, `message`, `innerError`), key or bearer auth, an `apim-request-id` on
-every response, the NotStarted -> Running -> Succeeded/Failed progression computed lazily from an emulator
-clock (real or frozen), the documented quarter rule for deprecation dates, forced failures and injected faults
-(error statuses with Retry-After, slow answers). An optional observer sees every request and response.
+evaluations and web hooks: create, list (`skip`/`top`/`@nextLink`, and the `filter` parameter as the spec documents
+it: local/odata.py), get, patch, delete, and the supported-locale lists. The service's validation rules and error
+shape (`code`, `message`, `innerError`), key or bearer auth, an `apim-request-id` on every response, the
+NotStarted -> Running -> Succeeded/Failed progression computed lazily from an emulator clock (real or frozen), the
+documented quarter rule for deprecation dates, forced failures and injected faults (error statuses with
+Retry-After, slow answers), and, when asked (`rate_limit=(100, 10.0)`), the service's rate limit: a sliding window
+over API requests, 429 with Retry-After beyond it. An optional observer sees every request and response.
 Evaluations report word error rates a test controls (`set_quality`, `set_next_quality`; local/evaluations.py),
 -1 for every figure until they have Succeeded, as the service does.
 
+At scale (local/emulator_store.py): entities are kept in creation order with equality indexes on displayName,
+description, locale and kind; a list page costs O(top) whatever its offset when unfiltered or when an index answers
+the filter (`description eq '...'`), and following a filtered list's nextLinks costs O(n) in all. `seed()` bulk-adds
+finished entities for benchmarks.
+
 Choices where the service's behaviour is not documented: a `top` above `page_size` is cut to it (server-driven
-paging); PATCH replaces `customProperties` as a whole; a model without `baseModel` gets the locale's newest base
-model; Acoustic and AudioFiles WAVs must be 8 or 16 kHz mono 16-bit PCM (the documented format); `contentUrl` is
-echoed with its SAS signature redacted. Nothing secret is kept: request logs hold no key, token or `sig=` value.
+paging); a filtered list's @nextLink continues after the last entity shown; throttled requests do not count
+against the rate limit; PATCH replaces `customProperties` as a whole; a model without `baseModel` gets the
+locale's newest base model; Acoustic and AudioFiles WAVs must be 8 or 16 kHz mono 16-bit PCM (the documented
+format); `contentUrl` is echoed with its SAS signature redacted. Nothing secret is kept: request logs hold no key,
+token or `sig=` value.
 
 Uploads in blocks (Datasets_UploadBlock/GetBlocks/CommitBlocks): at most 8 MiB a block, block ids valid Base64 of
 at most 64 bytes and of one length per dataset, the content assembled in commit order. Model copy between two
@@ -26,8 +34,8 @@ every API answer and a per-connection bandwidth cap on request bodies (`latency`
 Not emulated: transcriptions, projects (a `project` reference is echoed unchecked), files, manifests, web hook
 calls (challenge, ping, test), real training or recognition, regional differences.
 
-Control from Python (set_now, advance, inject, fail_next, add_base_model, set_quality, ...) or, for other
-processes, over HTTP under /_emulator/ with the same key auth.
+Control from Python (set_now, advance, inject, fail_next, add_base_model, set_quality, seed, shape, ...) or, for
+other processes, over HTTP under /_emulator/ with the same key auth.
 Run alone: `python -m local.speech_emulator --port 8765 --fast`.
 """
 
@@ -64,6 +72,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from urllib.request import ProxyHandler, build_opener
 
 from local import evaluations as quality
+from local import odata
+from local.emulator_store import Collection, Pager
 
 log = logging.getLogger("speech_emulator")
 
@@ -120,7 +130,28 @@ ERROR_CODES = {
     503: "ServiceUnavailable",
 }
 REFERENCE = re.compile(r"/speechtotext/(models/base|datasets|models|endpoints|evaluations)/([^/:?]+)$")
-FILTER_TERM = re.compile(r"(status|locale|kind|displayName|description)\s+eq\s+'((?:[^']|'')*)'")
+# `filter` properties per list operation (the spec's): name -> odata.STRING | odata.DATETIME
+_COMMON_FILTER = {
+    "displayName": odata.STRING,
+    "description": odata.STRING,
+    "createdDateTime": odata.DATETIME,
+    "lastActionDateTime": odata.DATETIME,
+    "status": odata.STRING,
+}
+FILTER_PROPERTIES = {
+    "datasets": {**_COMMON_FILTER, "locale": odata.STRING, "kind": odata.STRING},
+    "models": {**_COMMON_FILTER, "locale": odata.STRING},
+    BASE: {**_COMMON_FILTER, "locale": odata.STRING},
+    "endpoints": {**_COMMON_FILTER, "locale": odata.STRING},
+    "evaluations": {**_COMMON_FILTER, "locale": odata.STRING},
+    "webhooks": {**_COMMON_FILTER, "webUrl": odata.STRING},
+}
+SEEDED_PROPERTIES = {  # what seed() gives each kind of entity, as its create path would
+    "datasets": {"textNormalizationKind": "Default"},
+    "models": {"features": SHARED_FEATURES},
+    "endpoints": {"loggingEnabled": False},
+}
+SEEDED_FIELDS = (*SHARED_FIELDS, "kind", "baseModel", "datasets", "model")
 SIG = re.compile(r"(?i)(sig=)[^&#\s]*")
 ID = r"(?P<id>[^/:]+)"
 COLL = rf"(?P<coll>{'|'.join(COLLECTIONS)})"
@@ -190,12 +221,6 @@ def redact(url: str) -> str:
 def months_before(moment: datetime, months: int) -> datetime:
     index = moment.year * 12 + moment.month - 1 - months
     return moment.replace(year=index // 12, month=index % 12 + 1, day=min(moment.day, 28))
-
-
-def filter_terms(expression: str) -> list[tuple[str, str]] | None:
-    """`status eq 'Succeeded' and locale eq 'en-US'` -> pairs; None when the filter is not of that simple form."""
-    matches = [FILTER_TERM.fullmatch(part.strip()) for part in re.split(r"\s+and\s+", expression.strip())]
-    return [(m[1], m[2].replace("''", "'")) for m in matches if m] if all(matches) else None
 
 
 class Clock:
@@ -514,10 +539,15 @@ class SpeechEmulator:
         region: str = "emulatorregion",
         latency: float = 0.0,
         bandwidth: float | None = None,
+        rate_limit: tuple[int, float] | None = None,
     ) -> None:
         self.host, self.port, self.key = host, port, key
         self.page_size, self.max_endpoints = page_size, max_endpoints
         self.observer, self.accept_bearer = observer, accept_bearer
+        self.rate_limit = rate_limit  # (requests, seconds): API requests allowed in any window; None: no limit
+        self.throttled = 0  # requests answered 429 because of rate_limit
+        self._arrivals: deque[float] = deque()  # monotonic arrival times of the requests in the current window
+        self._rate_lock = threading.Lock()
         self.durations: dict[str, float] = dict(DEFAULT_DURATIONS)
         self.set_durations(**(durations or {}))
         self.clock = Clock(now)
@@ -525,7 +555,8 @@ class SpeechEmulator:
         self.downloads: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._seq = itertools.count()
-        self._entities: dict[str, dict[str, Entity]] = {name: {} for name in (*COLLECTIONS, BASE)}
+        self._entities: dict[str, Collection] = {name: Collection() for name in (*COLLECTIONS, BASE)}
+        self._pager = Pager()
         self._faults: list[Fault] = []
         self._failures: dict[str, deque[dict[str, str]]] = defaultdict(deque)
         self.qualities = quality.Qualities()  # word error rates of models, as tests set them (evaluations)
@@ -680,12 +711,37 @@ class SpeechEmulator:
             if self._entities[BASE].pop(model_id, None) is None:
                 raise KeyError(model_id)
 
+    def seed(self, collection: str, items: list[dict[str, Any]]) -> list[str]:
+        """Bulk-add finished (Succeeded) datasets, models or endpoints, for benchmarks at scale: no create checks,
+        downloads or processing time. Each item holds a create request's fields (references as {"self": uri}) and
+        optionally `createdDateTime`; models get deprecation dates by the quarter rule. Returns the new ids."""
+        if collection not in SEEDED_PROPERTIES:
+            raise ValueError(f"cannot seed {collection!r}; only {sorted(SEEDED_PROPERTIES)}")
+        ids = []
+        with self._lock:
+            for item in items:
+                if not isinstance(item.get("displayName"), str) or not isinstance(item.get("locale"), str):
+                    raise ValueError("every seeded item needs a displayName and a locale")
+                created = as_utc(item["createdDateTime"]) if "createdDateTime" in item else self.now()
+                properties = json.loads(json.dumps(SEEDED_PROPERTIES[collection]))
+                fields = {name: item[name] for name in SEEDED_FIELDS if name in item}
+                entity = Entity(collection, str(uuid.uuid4()), fields, properties, created, next(self._seq), created)
+                entity.running_at = entity.done_at = created
+                if collection == "datasets":
+                    entity.results = {"acceptedLineCount": 1, "rejectedLineCount": 0}
+                if collection == "models":
+                    entity.deprecation = deprecation_dates(created, base_model=False)
+                self._entities[collection][entity.id] = entity
+                ids.append(entity.id)
+        return ids
+
     def reset(self) -> None:
         """Forget every entity, fault, forced failure, request and download; the seeded base models come back."""
         with self._lock:
             for name in COLLECTIONS:
                 self._entities[name].clear()
-            self._entities[BASE] = dict(self._seeded)
+            self._entities[BASE] = Collection(self._seeded.values())
+            self._pager.clear()
             self._faults.clear()
             self._failures.clear()
             self.qualities.clear()
@@ -693,6 +749,9 @@ class SpeechEmulator:
             self.downloads.clear()
             self._copy_authorizations.clear()
             self._copy_operations.clear()
+        with self._rate_lock:
+            self._arrivals.clear()
+            self.throttled = 0
 
     def state(self) -> dict[str, Any]:
         with self._lock:
@@ -701,6 +760,7 @@ class SpeechEmulator:
                 "requests": len(self.requests),
                 "downloads": len(self.downloads),
                 "pendingFaults": sum(f.remaining for f in self._faults),
+                "throttled": self.throttled,
                 "durations": dict(self.durations),
                 "counts": {name: len(items) for name, items in self._entities.items()},
             }
@@ -757,6 +817,9 @@ class SpeechEmulator:
                 raise ApiError(401, "Access denied due to a missing or invalid subscription key or token.")
             if req.path.startswith("/_emulator/"):
                 return self._control(req)
+            throttled = self._throttle()
+            if throttled is not None:
+                return throttled
             fault = self._take_fault(req)
             if fault and fault.delay:
                 time.sleep(fault.delay)
@@ -780,6 +843,23 @@ class SpeechEmulator:
             return hmac.compare_digest(key.encode(), self.key.encode())
         scheme, _, token = headers.get("authorization", "").partition(" ")
         return self.accept_bearer and scheme.lower() == "bearer" and bool(token.strip())
+
+    def _throttle(self) -> Response | None:
+        """429 with Retry-After when `rate_limit` requests arrived in the last window (sliding, real time)."""
+        if not self.rate_limit:
+            return None
+        limit, window = self.rate_limit
+        now = time.monotonic()
+        with self._rate_lock:
+            while self._arrivals and self._arrivals[0] <= now - window:
+                self._arrivals.popleft()
+            if len(self._arrivals) < limit:
+                self._arrivals.append(now)
+                return None
+            self.throttled += 1
+            wait = self._arrivals[0] + window - now
+        message = f"Too many requests: at most {limit} per {window:g} seconds. Retry after {wait:.1f} s."
+        return ApiError(429, message).response({"Retry-After": str(max(1, math.ceil(wait)))})
 
     def _take_fault(self, req: Request) -> Fault | None:
         with self._lock:
@@ -957,15 +1037,29 @@ class SpeechEmulator:
         return Response(200, sorted({m.fields["locale"] for m in self._base()}))
 
     def _list(self, req: Request, coll: str) -> Response:
-        items = [self._render(e) for e in sorted(self._entities[coll].values(), key=lambda e: -e.seq)]
-        expression = req.query.get("filter", "")
-        for name, value in filter_terms(expression) or []:
-            items = [item for item in items if item.get(name) == value]
+        """Newest first; only the page is rendered. An index narrows an equality filter's candidates; whatever it
+        cannot answer is checked entity by entity (local/emulator_store.py)."""
         skip, top = _int_query(req, "skip", 0), min(_int_query(req, "top", self.page_size), self.page_size)
         if skip < 0 or top < 1:
             raise invalid("skip must be >= 0 and top >= 1.", "UnsupportedPagination")
-        page: dict[str, Any] = {"values": items[skip : skip + top]}
-        if skip + top < len(items):
+        entities = self._entities[coll]
+        expression = req.query.get("filter", "").strip()
+        candidates, match = entities.ordered, None
+        if expression:
+            try:
+                node = odata.parse(expression, FILTER_PROPERTIES[coll])
+            except odata.FilterError as exc:
+                raise invalid(f"The filter is not supported: {exc}.", "UnsupportedFilter") from None
+            now = self.now()
+            match = odata.compile_predicate(node, lambda entity, name: _filter_value(entity, name, now))
+            terms = [(name, value) for name, value in odata.equalities(node) if name in entities.indexed]
+            if terms:
+                candidates = min((entities.bucket(name, value) for name, value in terms), key=len)
+                if isinstance(node, odata.Comparison):  # the index answered it exactly
+                    match = None
+        items, more = self._pager.page(candidates, skip, top, match, listing=(coll, expression))
+        page: dict[str, Any] = {"values": [self._render(e) for e in items]}
+        if more:
             query = {"skip": skip + top, "top": top, **({"filter": expression} if expression else {})}
             page["@nextLink"] = f"{self.url}/speechtotext/{coll}?{urlencode({**query, 'api-version': API_VERSION})}"
         return Response(200, page)
@@ -1001,6 +1095,7 @@ class SpeechEmulator:
             self._patch_endpoint(entity, body)
         names = PATCHABLE + (("webUrl", "events") if coll == "webhooks" else ())
         entity.fields.update({name: body[name] for name in names if name in body})
+        self._entities[coll].reindex(entity)
         entity.last_action = max(entity.last_action, self.now())
         return Response(200, self._render(entity))
 
@@ -1325,12 +1420,25 @@ class SpeechEmulator:
             if action == ("POST", "durations"):
                 self.set_durations(**body)
                 return Response(200, dict(self.durations))
+            if action == ("POST", "seed"):
+                return Response(201, {"ids": self.seed(body["collection"], body["items"])})
             if action == ("POST", "reset"):
                 self.reset()
                 return Response(204)
         except (TypeError, ValueError, KeyError) as exc:
             raise invalid(f"Bad control request: {exc!r}.") from None
         raise ApiError(404, f"No control operation {req.method} {req.path}.", code="NotFound")
+
+
+def _filter_value(entity: Entity, name: str, now: datetime) -> Any:
+    """A `filter` property's value as the API shows it (a string, or an aware datetime)."""
+    if name == "status":
+        return entity.status(now)
+    if name == "createdDateTime":
+        return entity.created
+    if name == "lastActionDateTime":
+        return entity.last_action_at(now)
+    return entity.fields.get(name)
 
 
 # -- request body helpers ----------------------------------------------------------------------------------------
@@ -1466,8 +1574,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bandwidth-mib", type=float, default=0.0, help="per-connection cap on request bodies")
     parser.add_argument("--resource-id", help="this resource's Azure resource id (model copy)")
     parser.add_argument("--region", default="emulatorregion")
+    parser.add_argument(
+        "--rate-limit", metavar="REQUESTS/SECONDS", help="enforce the service's rate limit, e.g. 100/10 (429 beyond)"
+    )
     args = parser.parse_args(argv)
     durations = FAST_DURATIONS if args.fast else None
+    rate_limit = None
+    if args.rate_limit:
+        requests, _, seconds = args.rate_limit.partition("/")
+        rate_limit = (int(requests), float(seconds or 10))
     emulator = SpeechEmulator(
         host=args.host,
         port=args.port,
@@ -1478,6 +1593,7 @@ def main(argv: list[str] | None = None) -> None:
         region=args.region,
         latency=args.latency_ms / 1000,
         bandwidth=args.bandwidth_mib * 1024 * 1024,
+        rate_limit=rate_limit,
     ).start()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

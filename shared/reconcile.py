@@ -4,13 +4,20 @@ actions. Desired state = the zips in the training container and the datasets upl
 
 Nothing here does I/O. The timers gather a Snapshot under the autopilot lock, call plan_poll / plan_expiry and
 carry out the returned actions; running a plan twice on the state it produced returns nothing new.
+
+Cost: linear in the snapshot. Every lookup goes through the snapshot's `index` (SnapshotIndex), built once per
+snapshot in one pass over each collection: datasets by (sourcePath, sourceEtag), models by id, the managed
+endpoint of each locale, base models by locale, the locales' states with their newest models. No planner step
+scans a collection once per item of another.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Iterable, Mapping, Sequence, Union
 
 from shared import managed, quality
@@ -38,6 +45,9 @@ STUCK = "stuck"  # the alert token of dataset-stuck (on the dataset's customProp
 
 @dataclass(frozen=True)
 class Snapshot:
+    """What a pass saw. Immutable: make a changed copy with dataclasses.replace, never mutate its sequences (the
+    index is built once, on first use)."""
+
     now: datetime
     container: str
     zips: Sequence[ZipBlob]
@@ -47,6 +57,10 @@ class Snapshot:
     endpoints: Sequence[Endpoint]
     evaluations: Sequence[Evaluation] = ()
     storage_now: datetime | None = None  # the storage service's time of the zip listing (zips' ages), else `now`
+
+    @cached_property
+    def index(self) -> SnapshotIndex:
+        return SnapshotIndex(self)
 
 
 @dataclass(frozen=True)
@@ -166,17 +180,7 @@ def zip_dataset(snapshot: Snapshot, blob: ZipBlob) -> Dataset | None:
     """The managed dataset made from this zip's content (as its state records it), if any. A zip the previous
     release handled (datasets keyed on the ETag, no state yet) matches while its ETag is unchanged. A dataset still
     being uploaded in blocks does not count: the sweep hands the zip to the ingest again, which resumes it."""
-    path = source_path(snapshot.container, blob.name)
-    content = blob.state.content
-    for dataset in snapshot.datasets:
-        props = dataset.custom_properties
-        if not managed.is_managed(dataset) or props.get(managed.SOURCE) != path or managed.upload_incomplete(dataset):
-            continue
-        if content and props.get(managed.SOURCE_CONTENT) == content:
-            return dataset
-        if not blob.state.status and props.get(managed.SOURCE_ETAG) == blob.etag:
-            return dataset
-    return None
+    return snapshot.index.zip_dataset(snapshot.container, blob)
 
 
 def current_uploads(datasets: Iterable[Dataset]) -> dict[str, Dataset]:
@@ -225,6 +229,12 @@ def managed_endpoints(endpoints: Iterable[Endpoint]) -> dict[str, Endpoint]:
 
 
 def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
+    """locale -> its state; computed once per snapshot (treat the states as read-only)."""
+    return snapshot.index.states
+
+
+def _locale_states(snapshot: Snapshot, index: SnapshotIndex) -> dict[str, LocaleState]:
+    """Built while the index is (so it uses the index's own lookups, never snapshot.index)."""
     states: dict[str, LocaleState] = {}
 
     def state(locale: str) -> LocaleState:
@@ -234,7 +244,7 @@ def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
         target = parse_blob_name(blob.name)
         if not isinstance(target, Target):
             continue
-        dataset = zip_dataset(snapshot, blob)
+        dataset = index.zip_dataset(snapshot.container, blob)
         if dataset is None:
             if not rejected_version(blob):
                 waiting = state(target.locale)
@@ -253,9 +263,64 @@ def locale_states(snapshot: Snapshot) -> dict[str, LocaleState]:
     for model in snapshot.models:
         if managed.is_managed(model):
             state(model.locale).models.append(model)
-    for locale, endpoint in managed_endpoints(snapshot.endpoints).items():
+    for locale, endpoint in index.endpoints.items():
         state(locale).endpoint = endpoint
     return states
+
+
+class SnapshotIndex:
+    """The lookups the planners make, built once per snapshot (Snapshot.index): one pass over each collection.
+    It holds no reference to its snapshot, so a pass's snapshot is freed as soon as the pass drops it (a cycle
+    would keep tens of thousands of entities alive until the garbage collector's next full run)."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        # (sourcePath, sourceContent) -> the first listed managed dataset made from that content of the zip, and
+        # (sourcePath, "etag:" + sourceEtag) for the previous release's datasets; unfinished block uploads hold no data
+        self.by_source: dict[tuple[str, str], Dataset] = {}
+        self.dataset_kinds: dict[str, set[str]] = {}  # dataset id -> its kind
+        self.test_datasets: set[str] = set()
+        for dataset in snapshot.datasets:
+            self.dataset_kinds.setdefault(dataset.id, set()).add(dataset.kind)
+            if managed.is_test_data(dataset):
+                self.test_datasets.add(dataset.id)
+            if managed.is_managed(dataset) and not managed.upload_incomplete(dataset):
+                props = dataset.custom_properties
+                path = props.get(managed.SOURCE)
+                if path is None:
+                    continue
+                if props.get(managed.SOURCE_CONTENT):
+                    self.by_source.setdefault((path, props[managed.SOURCE_CONTENT]), dataset)
+                if props.get(managed.SOURCE_ETAG):
+                    self.by_source.setdefault((path, "etag:" + props[managed.SOURCE_ETAG]), dataset)
+        self.models_by_id = {m.id: m for m in snapshot.models}
+        self.endpoints = managed_endpoints(snapshot.endpoints)  # locale -> the locale's managed endpoint
+        self.bases_by_locale: dict[str, list[BaseModel]] = {}
+        for base in snapshot.base_models:
+            self.bases_by_locale.setdefault(base.locale, []).append(base)
+        # (locale, id of the model replaced) -> expiry retrains of it among the locale's managed models
+        self.retrain_tries = Counter(
+            (m.locale, m.custom_properties[managed.RETRAIN_OF])
+            for m in snapshot.models
+            if managed.is_managed(m) and managed.RETRAIN_OF in m.custom_properties
+        )
+        self.states = _locale_states(snapshot, self)
+        # locale -> its newest Succeeded managed model
+        self.newest_succeeded = {locale: state.newest_succeeded for locale, state in self.states.items()}
+
+    def zip_dataset(self, container: str, blob: ZipBlob) -> Dataset | None:
+        path = source_path(container, blob.name)
+        state = blob.state
+        if state.content:
+            found = self.by_source.get((path, state.content))
+            if found is not None:
+                return found
+        return None if state.status else self.by_source.get((path, "etag:" + blob.etag))
+
+    def bases(self, locale: str) -> list[BaseModel]:
+        return self.bases_by_locale.get(locale, [])
+
+    def kinds_of(self, dataset_ids: Iterable[str]) -> frozenset[str]:
+        return frozenset(kind for i in set(dataset_ids) for kind in self.dataset_kinds.get(i, ()))
 
 
 def adaptable_base(
@@ -499,11 +564,12 @@ def training_set(snapshot: Snapshot, state: LocaleState) -> tuple[list[str], Bas
     """The datasets to train on and the base model to train from. Audio without transcripts (AudioFiles) joins
     the set only where a base model adapts with it; otherwise the rest of the data still trains."""
     ids = sorted(state.desired)
-    base = adaptable_base(snapshot.base_models, state.locale, state.kinds, snapshot.now)
+    bases = snapshot.index.bases(state.locale)
+    base = adaptable_base(bases, state.locale, state.kinds, snapshot.now)
     if base is None and "AudioFiles" in state.kinds:
         ids = sorted(i for i, d in state.desired.items() if d.kind != "AudioFiles")
         kinds = frozenset(state.desired[i].kind for i in ids)
-        base = adaptable_base(snapshot.base_models, state.locale, kinds, snapshot.now) if ids else None
+        base = adaptable_base(bases, state.locale, kinds, snapshot.now) if ids else None
     return ids, base
 
 
@@ -688,7 +754,7 @@ def watched_models(
     way to the endpoint (see on_its_way). A model nothing serves and the app will not deploy raises no expiry
     alert: nobody has to act on it. Linear: one look per locale."""
     states = locale_states(snapshot) if states is None else states
-    by_id = {m.id: m for m in snapshot.models}
+    by_id = snapshot.index.models_by_id
     watched: dict[str, tuple[CustomModel, Endpoint | None]] = {}
     for state in states.values():
         endpoint = state.endpoint
@@ -869,10 +935,9 @@ def _retrain(
         dataset_ids, base = training_set(snapshot, state)
         kinds = state.kinds
     else:  # no zip left: the serving model's own datasets (never a test set)
-        tests = {d.id for d in snapshot.datasets if managed.is_test_data(d)}
-        dataset_ids = [i for i in serving.dataset_ids if i not in tests]
-        kinds = frozenset(d.kind for d in snapshot.datasets if d.id in dataset_ids)
-        base = adaptable_base(snapshot.base_models, serving.locale, kinds, snapshot.now)
+        dataset_ids = [i for i in serving.dataset_ids if i not in snapshot.index.test_datasets]
+        kinds = snapshot.index.kinds_of(dataset_ids)
+        base = adaptable_base(snapshot.index.bases(serving.locale), serving.locale, kinds, snapshot.now)
     if base is None:
         if "noretrain" in managed.alerted(serving):
             return [], [], set()
@@ -898,7 +963,7 @@ def _retrain(
     )
     if not auto_retrain or (left > largest and not closes_first) or state.pending or state.training:
         return [], [], set()
-    tries = sum(1 for m in state.models if m.custom_properties.get(managed.RETRAIN_OF) == serving.id)
+    tries = snapshot.index.retrain_tries[(state.locale, serving.id)]
     if tries >= MAX_RETRAIN_ATTEMPTS or not dataset_ids:
         return [], [], set()
     return [train(state, dataset_ids, base, snapshot.now, "expiry", retrain_of=serving.id)], [], set()

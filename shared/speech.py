@@ -3,6 +3,8 @@
 One requests.Session; connect/read timeouts; retries on 408/429/5xx honouring Retry-After / retry-after-ms with
 capped, jittered exponential backoff; a POST is never repeated after an ambiguous failure (the caller looks up
 before re-creating); list calls follow @nextLink as given; errors carry status, service code, message and request id.
+Every request, retries included, first takes a slot from the endpoint's RequestBudget (shared/budget.py): the
+service's 100 requests per 10 s, with a share kept for foreground work while a background pass runs.
 Nothing secret (key, token, SAS) is ever logged: log lines carry method, path and status only.
 """
 
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from shared.budget import BACKGROUND_SHARE, SERVICE_RATE_LIMIT, RequestBudget, budget_for
 from shared.guard import before_write
 
 log = logging.getLogger("autopilot.speech")
@@ -100,13 +103,20 @@ def parse_time(value: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def listed(raw: dict[str, Any]) -> dict[str, Any]:
+    """An entity from a list page, kept without its `links`: the app follows none of them, and they are a third of
+    an entity's memory, which counts when a pass holds tens of thousands (a GET keeps the entity whole)."""
+    raw.pop("links", None)
+    return raw
+
+
 def entity_id(uri_or_id: str) -> str:
     """The id at the end of a self URI (`.../models/base/{id}?api-version=...`), or the id itself."""
     path = urlsplit(uri_or_id).path if "/" in uri_or_id else uri_or_id
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EntityError:
     code: str
     message: str
@@ -124,7 +134,7 @@ def _ref(raw: Mapping[str, Any], name: str) -> str | None:
     return ref.get("self") if isinstance(ref, Mapping) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Dataset:
     id: str
     self_uri: str
@@ -149,13 +159,13 @@ class Dataset:
             status=raw.get("status", ""),
             created=parse_time(raw.get("createdDateTime")),
             last_action=parse_time(raw.get("lastActionDateTime")),
-            custom_properties=dict(raw.get("customProperties") or {}),
+            custom_properties=raw.get("customProperties") or {},  # shared with raw: neither is ever changed
             error=_error(raw),
             raw=raw,
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CustomModel:
     id: str
     self_uri: str
@@ -184,13 +194,13 @@ class CustomModel:
             base_model_id=entity_id(base) if base else None,
             dataset_ids=tuple(entity_id(d["self"]) for d in raw.get("datasets") or () if d.get("self")),
             transcription_expiry=parse_time((props.get("deprecationDates") or {}).get("transcriptionDateTime")),
-            custom_properties=dict(raw.get("customProperties") or {}),
+            custom_properties=raw.get("customProperties") or {},  # shared with raw: neither is ever changed
             error=_error(raw),
             raw=raw,
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BaseModel:
     id: str
     self_uri: str
@@ -219,7 +229,7 @@ class BaseModel:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     id: str
     self_uri: str
@@ -248,7 +258,7 @@ class Endpoint:
             model_uri=_ref(raw, "model"),
             created=parse_time(raw.get("createdDateTime")),
             last_action=parse_time(raw.get("lastActionDateTime")),
-            custom_properties=dict(raw.get("customProperties") or {}),
+            custom_properties=raw.get("customProperties") or {},  # shared with raw: neither is ever changed
             error=_error(raw),
             raw=raw,
         )
@@ -350,7 +360,7 @@ class Evaluation:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WebHook:
     id: str
     self_uri: str
@@ -504,7 +514,12 @@ class SpeechClient:
         backoff_cap: float = 30.0,
         max_retry_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        rate_limit: tuple[int, float] | None = SERVICE_RATE_LIMIT,
+        background_share: float = BACKGROUND_SHARE,
+        budget: RequestBudget | None = None,
     ) -> None:
+        """`budget`: the RequestBudget every request takes a slot from; by default the process-wide one of this
+        endpoint for `rate_limit` (None: no budget at all, e.g. a benchmark measuring CPU alone)."""
         if not key and credential is None:
             raise ValueError("SpeechClient needs a key or a token credential")
         self.base = endpoint.rstrip("/") + "/speechtotext"
@@ -519,6 +534,9 @@ class SpeechClient:
         self._backoff_cap = backoff_cap
         self._max_retry_wait = max_retry_wait
         self._sleep = sleep
+        if budget is None and rate_limit is not None:
+            budget = budget_for(self.base, rate_limit, background_share)
+        self.budget = budget
         self.calls = 0  # requests sent, for budgets and benchmarks
 
     @classmethod
@@ -581,6 +599,8 @@ class SpeechClient:
         for attempt in range(self._max_attempts):
             if method in WRITE_METHODS:
                 before_write()  # under the autopilot lock: stop here if the lock is no longer held
+            if self.budget is not None:
+                self.budget.acquire()  # every attempt counts, retries included
             headers = self._headers()
             if content_type:
                 headers["Content-Type"] = content_type
@@ -719,7 +739,7 @@ class SpeechClient:
         return Dataset.from_json(self.request("GET", self.uri("datasets", uri_or_id)))
 
     def list_datasets(self, filter: str | None = None) -> Iterator[Dataset]:
-        return (Dataset.from_json(raw) for raw in self.pages("datasets", {"filter": filter}))
+        return (Dataset.from_json(listed(raw)) for raw in self.pages("datasets", {"filter": filter}))
 
     def update_dataset(self, uri_or_id: str, **fields: Any) -> Dataset:
         body = _update_body(fields)
@@ -773,7 +793,7 @@ class SpeechClient:
         return CustomModel.from_json(self.request("GET", self.uri("models", uri_or_id)))
 
     def list_models(self, filter: str | None = None) -> Iterator[CustomModel]:
-        return (CustomModel.from_json(raw) for raw in self.pages("models", {"filter": filter}))
+        return (CustomModel.from_json(listed(raw)) for raw in self.pages("models", {"filter": filter}))
 
     def update_model(self, uri_or_id: str, **fields: Any) -> CustomModel:
         body = _update_body(fields)
@@ -783,7 +803,7 @@ class SpeechClient:
         self.request("DELETE", self.uri("models", uri_or_id))
 
     def list_base_models(self, filter: str | None = None) -> Iterator[BaseModel]:
-        return (BaseModel.from_json(raw) for raw in self.pages("models/base", {"filter": filter}))
+        return (BaseModel.from_json(listed(raw)) for raw in self.pages("models/base", {"filter": filter}))
 
     def get_base_model(self, uri_or_id: str) -> BaseModel:
         return BaseModel.from_json(self.request("GET", self.uri("models/base", uri_or_id)))
@@ -826,7 +846,7 @@ class SpeechClient:
         return Endpoint.from_json(self.request("GET", self.uri("endpoints", uri_or_id)))
 
     def list_endpoints(self, filter: str | None = None) -> Iterator[Endpoint]:
-        return (Endpoint.from_json(raw) for raw in self.pages("endpoints", {"filter": filter}))
+        return (Endpoint.from_json(listed(raw)) for raw in self.pages("endpoints", {"filter": filter}))
 
     def update_endpoint(self, uri_or_id: str, *, model: str | None = None, **fields: Any) -> Endpoint:
         body = _update_body(fields)

@@ -7,9 +7,11 @@ import email.utils
 import logging
 import threading
 import time
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
+from urllib.parse import unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -19,6 +21,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
+from azure.core.rest import HttpRequest
 from azure.storage.blob import (
     BlobClient,
     BlobSasPermissions,
@@ -271,7 +274,7 @@ class BlobState:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ZipBlob:
     """What the decisions need to know of a zip in the training container."""
 
@@ -350,33 +353,113 @@ class StateConflict(RuntimeError):
     """A blob changed under every attempt to record our state on it (retried by a later delivery or pass)."""
 
 
-def list_zips(container: ContainerClient) -> list[ZipBlob]:
+LIST_PAGE_SIZE = 5000  # List Blobs' maximum
+
+
+def list_zips(container: ContainerClient, page_size: int = LIST_PAGE_SIZE) -> list[ZipBlob]:
     """Every .zip in the container, with its metadata, in one paged listing."""
-    return list_zips_at(container)[0]
+    return list_zips_at(container, page_size)[0]
 
 
-def list_zips_at(container: ContainerClient) -> tuple[list[ZipBlob], datetime | None]:
-    """Every .zip in the container, and the storage service's time of the listing (its `Date` header; None if it
-    sent none): the clock the zips' last_modified come from, so a zip's age never depends on the app's clock."""
-    zips = []
+def list_zips_at(container: ContainerClient, page_size: int = LIST_PAGE_SIZE) -> tuple[list[ZipBlob], datetime | None]:
+    """Every .zip in the container (List Blobs, include=metadata), and the storage service's time of the listing
+    (its `Date` header; None if it sent none): the clock the zips' last_modified come from, so a zip's age never
+    depends on the app's clock.
+
+    The listing's XML is parsed as it streams in, through the client's own pipeline (its credential, retries and
+    logging policies), rather than by the SDK's models: those cost about 200 µs per blob, and reading a
+    5,000-blob page whole peaks at ~40 MB, seconds and hundreds of MB for a container of tens of thousands of zips.
+    Streamed: ~40 µs per blob, a few MB per page.
+    """
+    send = getattr(getattr(container, "_client", None), "_send_request", None)
+    if send is None:  # not the SDK's ContainerClient as we know it: its public listing
+        return _list_zips_sdk(container)
+    zips: list[ZipBlob] = []
+    dates: list[datetime] = []
+    marker: str | None = None
+    while True:
+        params = {"restype": "container", "comp": "list", "include": "metadata", "maxresults": str(page_size)}
+        if marker:
+            params["marker"] = marker
+        headers = {"x-ms-version": container.api_version, "Accept": "application/xml"}
+        response = send(HttpRequest("GET", container.url, params=params, headers=headers), stream=True)
+        try:
+            if response.status_code != 200:
+                response.read()
+                raise HttpResponseError(response=response)
+            _record_date(response.headers.get("Date"), dates)
+            marker = _parse_blob_list(response.iter_bytes(), zips)
+        finally:
+            response.close()
+        if not marker:
+            return zips, (min(dates) if dates else None)
+
+
+def _record_date(value: str | None, dates: list[datetime]) -> None:
+    if value:
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            moment = email.utils.parsedate_to_datetime(value)
+            dates.append(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC))
+
+
+def _list_zips_sdk(container: ContainerClient) -> tuple[list[ZipBlob], datetime | None]:
     dates: list[datetime] = []
 
-    def record_date(response: Any) -> None:
-        value = response.http_response.headers.get("Date")
-        if value:
-            with contextlib.suppress(TypeError, ValueError, IndexError):
-                moment = email.utils.parsedate_to_datetime(value)
-                dates.append(moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC))
+    def hook(response: Any) -> None:
+        _record_date(response.http_response.headers.get("Date"), dates)
 
-    for item in container.list_blobs(include=["metadata"], raw_response_hook=record_date):
-        if item.name.lower().endswith(".zip"):
-            zips.append(
-                ZipBlob(
-                    name=item.name,
-                    etag=clean_etag(item.etag),
-                    size=item.size or 0,
-                    last_modified=item.last_modified,
-                    metadata=dict(item.metadata or {}),
-                )
-            )
+    zips = [
+        ZipBlob(
+            name=item.name,
+            etag=clean_etag(item.etag),
+            size=item.size or 0,
+            last_modified=item.last_modified,
+            metadata=dict(item.metadata or {}),
+        )
+        for item in container.list_blobs(include=["metadata"], raw_response_hook=hook)
+        if _is_zip(item.name)
+    ]
     return zips, (min(dates) if dates else None)
+
+
+def _is_zip(name: str) -> bool:
+    return name.lower().endswith(".zip")
+
+
+def _parse_blob_list(chunks: Iterable[bytes], zips: list[ZipBlob]) -> str | None:
+    """Append the page's zips to `zips`; the NextMarker, if more pages follow."""
+    marker = None
+    # the storage service's own answer over the authenticated pipeline, parsed with xml.etree as the SDK does
+    parser = ElementTree.XMLPullParser(events=("end",))  # noqa: S314
+    for chunk in chunks:
+        parser.feed(chunk)
+        marker = _read_blobs(parser, zips) or marker
+    parser.close()
+    return _read_blobs(parser, zips) or marker
+
+
+def _read_blobs(parser: ElementTree.XMLPullParser, zips: list[ZipBlob]) -> str | None:
+    marker = None
+    for _, element in parser.read_events():
+        if element.tag == "Blob":
+            name_element = element.find("Name")
+            name = (name_element.text or "") if name_element is not None else ""
+            if name_element is not None and name_element.get("Encoded") == "true":
+                name = unquote(name)
+            if _is_zip(name):
+                props = element.find("Properties")
+                modified = props.findtext("Last-Modified") if props is not None else None
+                metadata = element.find("Metadata")
+                zips.append(
+                    ZipBlob(
+                        name=name,
+                        etag=clean_etag(props.findtext("Etag") if props is not None else None),
+                        size=int((props.findtext("Content-Length") if props is not None else None) or 0),
+                        last_modified=email.utils.parsedate_to_datetime(modified) if modified else None,
+                        metadata={item.tag: item.text or "" for item in metadata} if metadata is not None else {},
+                    )
+                )
+            element.clear()
+        elif element.tag == "NextMarker":
+            marker = element.text or None
+    return marker

@@ -19,6 +19,7 @@ invariant in one place; each case calls it once and its outcome joins RESULTS, t
 from __future__ import annotations
 
 import collections
+import io
 import json
 import logging
 import secrets
@@ -32,7 +33,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import requests
 from azure.core.pipeline.transport import HttpTransport, RequestsTransport
-from azure.core.pipeline.transport._requests_basic import RequestsTransportResponse
+from azure.core.pipeline.transport._requests_basic import RequestsTransportResponse, _is_rest
 from requests.structures import CaseInsensitiveDict
 
 from shared import managed
@@ -262,7 +263,13 @@ def storage_error(status: int, code: str) -> Callable[[Callable[[], Any], Any], 
             "Content-Type": "application/xml",
             "Date": format_datetime(datetime.now(UTC), usegmt=True),
         }
-        return RequestsTransportResponse(request, response(status, body, headers, request.url))
+        answer = response(status, body, headers, request.url)
+        answer.raw = io.BytesIO(body)  # what a streamed read and close() reach
+        if _is_rest(request):  # as the transport answers a request sent with send_request (the zips' listing)
+            from azure.core.rest._requests_basic import RestRequestsTransportResponse
+
+            return RestRequestsTransportResponse(request=request, internal_response=answer)
+        return RequestsTransportResponse(request, answer)
 
     return act
 

@@ -1202,3 +1202,51 @@ def test_a_model_without_a_transcription_date_is_held_to_the_quarter_rule():
     undated = CustomModel.from_json(raw)
     assert undated.transcription_expiry is None
     assert days_left(undated, NOW) == 45
+
+
+# -- cost ----------------------------------------------------------------------------------------------------------
+
+
+class CountingList(list):
+    """A list that counts how often the planner walks it (iteration or indexing of the whole)."""
+
+    def __init__(self, items) -> None:
+        super().__init__(items)
+        self.walks = 0
+
+    def __iter__(self):
+        self.walks += 1
+        return super().__iter__()
+
+
+def _big_snapshot(n: int) -> Snapshot:
+    locales = ("en-US", "de-DE")
+    pairs = [pair(f"{locales[i % 2]}/language/z{i}.zip", f"d{i}", created=NOW - days(3)) for i in range(n)]
+    models = [
+        model(f"m{i}", (f"d{i}",), locale=locales[i % 2], created=NOW - days(10) + timedelta(minutes=i))
+        for i in range(n)
+    ]
+    endpoints = [deployed(f"e{i}", f"m{n - 1 - i}", locale=locales[i % 2]) for i in range(2)]
+    bases = [*BASES, base_model("de-base-2", locale="de-DE", created=NOW - days(10))]
+    return Snapshot(
+        now=NOW,
+        container=CONTAINER,
+        zips=CountingList(z for z, _ in pairs),
+        datasets=CountingList(d for _, d in pairs),
+        models=CountingList(models),
+        base_models=CountingList(bases),
+        endpoints=CountingList(endpoints),
+    )
+
+
+@pytest.mark.parametrize("plan", [poll, expiry], ids=["poll", "expiry"])
+def test_a_plan_walks_each_collection_a_bounded_number_of_times_whatever_its_size(plan):
+    """Linear by construction: the walks over each collection do not grow with the number of items (a planner
+    step that scanned the datasets once per zip, or the models once per model, would walk them n times)."""
+    walks = {}
+    for n in (10, 40):
+        snapshot = _big_snapshot(n)
+        plan(snapshot)
+        walks[n] = {name: getattr(snapshot, name).walks for name in ("zips", "datasets", "models", "endpoints")}
+        assert all(count <= 6 for count in walks[n].values()), walks[n]  # a few steps, each one walk
+    assert walks[10] == walks[40]

@@ -2,8 +2,10 @@
 
 `reconcile` (POLL_SCHEDULE): sweep zips no event handled, follow processing and training, train when a locale's
 data change, evaluate candidates against the locale's test set (the quality gate), request deployments, report
-endpoint outcomes. `expiry` (EXPIRY_SCHEDULE): expiry tiers, hands-off
-retrains. Cost per run: one container listing plus one paged list per collection; no GET per resource.
+endpoint outcomes. `expiry` (EXPIRY_SCHEDULE): expiry tiers, hands-off retrains. Cost per run: one container
+listing plus one paged list per collection; no GET per resource. A pass's Speech requests are background work: they
+take at most the background share of the request budget, so ingests running meanwhile keep theirs
+(shared/budget.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from azure.storage.blob import ContainerClient
 
 from shared import clock, context, managed, quality, reconcile
 from shared.alerts import Alert, deliver
+from shared.budget import BACKGROUND, speech_priority
 from shared.flows.ingest import ingest_blob
 from shared.ingest import is_test_zip
 from shared.settings import Settings
@@ -108,12 +111,31 @@ def run(
     past_due: bool = False,
     outbox: Outbox | None = None,
 ) -> RunResult:
-    """One reconcile pass. Another pass holding the lock means this one has nothing to add: it is skipped."""
+    """One reconcile pass, as background work. Another pass holding the lock means this one has nothing to add:
+    it is skipped."""
     if past_due:
         log.info("timer is past due; reconciling now")
     speech = context.speech(config)
+    usage = speech.budget.usage[BACKGROUND] if speech.budget is not None else None
+    before = (usage.requests, usage.waited) if usage else (0, 0.0)
+    with speech_priority(BACKGROUND):
+        result = _run(config, plan, speech, outbox or Outbox.for_settings(config))
+    if usage is not None:
+        log.info(
+            "pass: %d Speech request(s), %.1f s waiting for the request budget",
+            usage.requests - before[0],
+            usage.waited - before[1],
+        )
+    return result
+
+
+def _run(
+    config: Settings,
+    plan: Callable[[reconcile.Snapshot], list[reconcile.Action]],
+    speech: SpeechClient,
+    outbox: Outbox,
+) -> RunResult:
     container = context.training_container(config)
-    outbox = outbox or Outbox.for_settings(config)
     result = RunResult()
     try:
         with autopilot_lock(container):
