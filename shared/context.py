@@ -13,7 +13,7 @@ from shared import settings as settings_module
 from shared.logs import protect_secrets, url_secrets
 from shared.settings import Settings
 from shared.speech import SpeechClient
-from shared.storage import blob_service, queue_service
+from shared.storage import LOCKS_CONTAINER, blob_service, queue_service
 
 LOCALES_TTL_SECONDS = 3600
 # Extra SpeechClient options (the offline host and tests use them to speed up backoff sleeps).
@@ -63,6 +63,11 @@ def queue_sender(config: Settings, queue_name: str) -> Callable[[list[str]], Non
 
 def alert_sender(config: Settings) -> Callable[[list[str]], None]:
     return queue_sender(config, config.alert_queue)
+
+
+def locks_container(config: Settings) -> ContainerClient:
+    """The container of the per-source lock markers (shared.storage.source_lock), created on first use."""
+    return blobs(config).get_container_client(LOCKS_CONTAINER)
 
 
 def training_container(config: Settings) -> ContainerClient:

@@ -4,7 +4,7 @@
 blob, after validating the zip by ranged reads. Exactly once per content: the zip's identity follows its bytes
 (shared.zipcheck.content_id), not its ETag, so a metadata or Content-Type change is not a new version. The blob's
 state (its metadata) and the managed datasets (an exact filter on the description, then the full identity in
-customProperties) are looked up before anything is created, under the autopilot lock.
+customProperties) are looked up before anything is created, under the lock of that source (shared.storage.source_lock).
 """
 
 from __future__ import annotations

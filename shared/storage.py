@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import hashlib
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ SAS_START_SKEW = timedelta(minutes=15)
 # expiry is kept SAS_START_SKEW inside that, so a client clock up to that far ahead of the service still passes.
 USER_DELEGATION_KEY_MAX = timedelta(days=7)
 LEASE_CALL_TIMEOUT = 10  # seconds for one acquire/renew/release call
+LOCKS_CONTAINER = "autopilot-locks"  # marker blobs whose leases serialize each source's ingests
 RENEW_RETRY_SECONDS = 2.0
 META_PREFIX = "autopilot_"  # the app's metadata keys on a zip (C# identifiers, as metadata names must be)
 META_STATUS = "autopilot_status"  # submitted | rejected | succeeded | failed
@@ -175,25 +177,74 @@ def autopilot_lock(
     lease_seconds: int = 60,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[Lease]:
-    """Serialize every change to the Speech resource across instances: a lease on the training container.
+    """Serialize the passes and the deployments across instances: a lease on the training container.
 
     A container lease only guards against deleting the container, so users' uploads are never blocked. The
     holder renews it every lease_seconds/3 and retries a failed renewal until the lease would run out; every
     write made under the lock first checks that the lease is still held (shared.guard), so a pass that lost it
     stops instead of racing the instance that takes it over. If the holder dies, the lease expires by itself.
     """
+    with _leased(
+        container.acquire_lease, f"container {container.container_name}", wait_seconds, lease_seconds, clock
+    ) as lease:
+        yield lease
+
+
+@contextlib.contextmanager
+def source_lock(
+    locks: ContainerClient,
+    source: str,
+    *,
+    wait_seconds: float = 45.0,
+    lease_seconds: int = 60,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Lease]:
+    """Serialize what creates a dataset from one source (a zip's path): a lease on a small marker blob of its own
+    in the `locks` container (LOCKS_CONTAINER), created on first use.
+
+    Only the same source's ingests (an event, its redelivery, the sweep) wait for each other: an ingest never waits
+    for a reconcile pass, however long the pass holds the autopilot lock. The marker's name is a digest of the
+    source, so any path fits; the zip itself is never leased (a lease would block the user's overwrite).
+    """
+    marker = locks.get_blob_client(hashlib.sha256(source.encode()).hexdigest()[:40])
+    _ensure_marker(locks, marker, source)
+    with _leased(marker.acquire_lease, f"the lock of {source}", wait_seconds, lease_seconds, clock) as lease:
+        yield lease
+
+
+def _ensure_marker(locks: ContainerClient, marker: BlobClient, source: str) -> None:
+    for _ in range(2):
+        try:
+            marker.upload_blob(b"", metadata={"source": meta_value(source)}, overwrite=False)
+            return
+        except ResourceExistsError:
+            return
+        except HttpResponseError as exc:
+            if exc.status_code in (409, 412):  # exists (possibly leased): nothing to create
+                return
+            if exc.status_code != 404:
+                raise
+            with contextlib.suppress(ResourceExistsError):
+                locks.create_container()
+
+
+@contextlib.contextmanager
+def _leased(
+    acquire: Callable[..., Any], what: str, wait_seconds: float, lease_seconds: int, clock: Callable[[], float]
+) -> Iterator[Lease]:
+    """Hold a lease (acquired with `acquire`), renewed in the background, with writes guarded by it."""
     deadline = time.monotonic() + wait_seconds
     delay = 0.05
     while True:
         started = clock()
         try:
-            client = container.acquire_lease(lease_duration=lease_seconds, timeout=LEASE_CALL_TIMEOUT)
+            client = acquire(lease_duration=lease_seconds, timeout=LEASE_CALL_TIMEOUT)
             break
         except (ResourceExistsError, HttpResponseError) as exc:
             if getattr(exc, "status_code", None) != 409:
                 raise
             if time.monotonic() >= deadline:
-                raise LockBusy(f"container {container.container_name} is leased by another run") from None
+                raise LockBusy(f"{what} is leased by another run") from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     lease = Lease(client, lease_seconds, started, clock)
@@ -209,9 +260,7 @@ def autopilot_lock(
         try:
             client.release(timeout=LEASE_CALL_TIMEOUT)
         except AzureError as exc:  # expired and taken by someone else, or storage failing: it expires by itself
-            log.warning(
-                "could not release the autopilot lock: %s", getattr(exc, "error_code", None) or type(exc).__name__
-            )
+            log.warning("could not release %s: %s", what, getattr(exc, "error_code", None) or type(exc).__name__)
 
 
 def _keep_renewed(lease: Lease, done: threading.Event) -> None:

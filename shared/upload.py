@@ -400,7 +400,7 @@ def _send_blocks(
                     slots.release()
                     advance(length, sent=False)
                     continue
-                # each block in a copy of this context: under the autopilot lock, its PUT checks the lock too
+                # each block in a copy of this context: under a lock, its PUT checks the lock too
                 futures.append(pool.submit(contextvars.copy_context().run, send, block, data))
                 del data
         except BaseException:

@@ -212,3 +212,30 @@ def test_users_tags_are_never_touched_even_a_full_set_of_ten(runtime, container,
     [alert] = alerts_of(runtime, app_env["ALERT_QUEUE"])
     assert alert["kind"] == "zip-rejected" and state_of(blob).status == "rejected"
     assert blob.get_blob_tags() == tags
+
+
+def test_an_ingest_never_waits_for_a_pass_holding_the_autopilot_lock(runtime, container, emulator):
+    """Ingests serialize per source (a lease on a marker blob of their own), not on the passes' lock."""
+    drop(container, "en-US/language/corpus.zip", samples.language_zip())
+    pass_lease = container.acquire_lease(lease_duration=60)  # a long reconcile pass holds the autopilot lock
+    try:
+        result = runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip")
+    finally:
+        pass_lease.release()
+    assert result.ok, result.error
+    assert len(datasets(emulator)) == 1
+
+
+def test_the_same_source_waits_for_its_own_lock(runtime, container, emulator, monkeypatch):
+    from shared import context
+    from shared.flows import ingest as flow
+    from shared.storage import source_lock
+
+    drop(container, "en-US/language/corpus.zip", samples.language_zip())
+    path = f"{container.container_name}/en-US/language/corpus.zip"
+    monkeypatch.setattr(flow, "source_lock", lambda locks, source: source_lock(locks, source, wait_seconds=0.5))
+    with source_lock(context.locks_container(context.settings()), path):
+        busy = runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip")
+    assert not busy.ok and "LockBusy" in str(busy.error) and datasets(emulator) == []
+    assert runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip").ok
+    assert len(datasets(emulator)) == 1

@@ -24,10 +24,10 @@ from shared.storage import (
     LEGACY_TAG_ETAG,
     LEGACY_TAG_STATUS,
     BlobState,
-    autopilot_lock,
     clean_etag,
     content_sas_url,
     redact,
+    source_lock,
     write_state,
 )
 from shared.zipcheck import BlobRangeReader, check_zip, content_id
@@ -115,7 +115,7 @@ def _create_dataset(config, blob, send, props, state, path, target, content, war
     """Create the dataset unless this content has one; a service refusal is a rejection the user is told about,
     unless it refuses the app's credentials (401/403): that is no fault of the zip, which is retried."""
     speech = context.speech(config)
-    with autopilot_lock(context.training_container(config)):
+    with source_lock(context.locks_container(config), path):
         existing = find_dataset(speech, path, content, state) or _adopt_legacy(speech, blob, props, path, content)
         if existing is not None:
             log.info("%s (content %s) is dataset %s already", path, content, existing.id)
