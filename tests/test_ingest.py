@@ -239,3 +239,27 @@ def test_the_same_source_waits_for_its_own_lock(runtime, container, emulator, mo
     assert not busy.ok and "LockBusy" in str(busy.error) and datasets(emulator) == []
     assert runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip").ok
     assert len(datasets(emulator)) == 1
+
+
+def test_a_dataset_a_person_renamed_or_redescribed_is_still_found_no_duplicate(runtime, container, emulator):
+    """The lookup is an exact description filter, then the dataset the zip's state names: a person renaming the
+    dataset, or editing its description, after the zip was handled never makes a second one."""
+    from shared import context
+
+    drop(container, "en-US/language/corpus.zip", samples.language_zip())
+    assert runtime.deliver_blob("ingest_zip", "en-US/language/corpus.zip").ok
+    [dataset] = datasets(emulator)
+    speech = context.speech(context.settings())
+    dataset_id = dataset["self"].split("?")[0].rsplit("/", 1)[-1]
+    speech.update_dataset(dataset_id, display_name="renamed by a person")
+    assert runtime.fire_timer("reconcile").ok  # the sweep looks it up again (state not trusted)
+    from shared.flows.ingest import ingest_blob
+
+    config = context.settings()
+    blob = container.get_blob_client("en-US/language/corpus.zip")
+    assert ingest_blob(config, blob, context.alert_sender(config), trust_state=False) == []
+    speech.update_dataset(dataset_id, description="a person's own words")
+    assert ingest_blob(config, blob, context.alert_sender(config), trust_state=False) == []
+    assert len(datasets(emulator)) == 1
+    lookups = [r for r in emulator.requests if r["method"] == "GET" and r["path"].endswith("/datasets")]
+    assert lookups and all("description eq" in (r["query"].get("filter") or "") for r in lookups[-2:])
