@@ -67,3 +67,23 @@ def test_the_offline_host_serves_the_status_page_through_the_worker(azurite, emu
     assert "en-US" in page.text and "<script" not in page.text
     assert data.status_code == 200 and [row["locale"] for row in data.json()] == ["en-US"]
     assert missing.status_code == 404
+
+
+def test_status_page_views_share_one_background_listing(azurite, emulator, app_env, container):
+    """Loading the page again and again lists the Speech resource at most once per FRESH_SECONDS, as background
+    work: a hammered status page never eats the request budget's share for ingests and deployments."""
+    from shared.flows import status as status_flow
+
+    host = LocalHost(
+        Runtime(connection_string=azurite.connection_string),
+        BlobServiceClient.from_connection_string(azurite.connection_string),
+    )
+    server = host.serve_http()
+    try:
+        for _ in range(5):
+            assert requests.get(f"{server.url}/api/status?format=json", timeout=30).status_code == 200
+    finally:
+        server.stop()
+        status_flow._cache.clear()
+    listings = [r for r in emulator.requests if r["method"] == "GET" and r["path"].endswith("/models")]
+    assert len(listings) == 1
