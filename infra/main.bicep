@@ -109,6 +109,13 @@ param appServiceAuthClientId string = ''
 param appServiceAuthTenantId string = ''
 
 @allowed([
+  'RedirectToLoginPage'
+  'Return401'
+])
+@description('What App Service Authentication does with a request that has no token: RedirectToLoginPage (a person opening the status page in a browser signs in with Entra ID; the app registration needs the redirect URI https://<host>/.auth/login/aad/callback and ID tokens) or Return401 (scripts and services only).')
+param appServiceAuthUnauthenticated string = 'RedirectToLoginPage'
+
+@allowed([
   512
   2048
   4096
@@ -298,6 +305,7 @@ module functionApp 'modules/function-app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     enableAppServiceAuth: enableAppServiceAuth
     appServiceAuthClientId: appServiceAuthClientId
+    appServiceAuthUnauthenticated: appServiceAuthUnauthenticated
     appServiceAuthTenantId: empty(appServiceAuthTenantId) ? tenant().tenantId : appServiceAuthTenantId
     // What the app code reads (shared/settings.py). SPEECH_KEY is deliberately absent: the app authenticates to
     // Speech with the managed identity (Entra ID); the Speech resource has local auth disabled anyway.

@@ -719,7 +719,8 @@ def test_app_service_auth_keeps_the_blob_webhook_open() -> None:
     auth = [_body(r["config"]) for r in configs if _body(r["config"]).get("name") == "authsettingsV2"]
     assert len(auth) == 1, "expected one authsettingsV2 config on the Function App"
     validation = auth[0]["properties"]["globalValidation"]
-    assert validation["requireAuthentication"] is True and validation["unauthenticatedClientAction"] == "Return401"
+    assert validation["requireAuthentication"] is True
+    assert validation["unauthenticatedClientAction"] == "appServiceAuthUnauthenticated"  # browsers sign in, scripts 401
     assert auth[0]["properties"]["platform"]["enabled"] == "enableAppServiceAuth", "on only when the operator says"
     webhook = "/runtime/webhooks/blobs"
     assert webhook in validation["excludedPaths"]

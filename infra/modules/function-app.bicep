@@ -51,6 +51,13 @@ param appServiceAuthClientId string = ''
 @description('Entra ID tenant id that issues the tokens.')
 param appServiceAuthTenantId string = ''
 
+@allowed([
+  'RedirectToLoginPage'
+  'Return401'
+])
+@description('A request without a token: sent to the Entra ID sign-in page (browsers) or answered 401 (scripts).')
+param appServiceAuthUnauthenticated string = 'RedirectToLoginPage'
+
 @description('The app\'s own settings (what shared/settings.py reads). Host and identity settings are added here.')
 param appSettings object
 
@@ -197,7 +204,7 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     }
     globalValidation: {
       requireAuthentication: true
-      unauthenticatedClientAction: 'Return401'
+      unauthenticatedClientAction: appServiceAuthUnauthenticated
       excludedPaths: [
         '/runtime/webhooks/blobs'
       ]
