@@ -97,17 +97,17 @@ def _ingest(config, blob, send, props, state, reader, content) -> list[Alert]:
     path = ingest.source_path(blob.container_name, name)
     target = ingest.parse_blob_name(name)
     if isinstance(target, list):
-        return _reject(config, blob, send, path, None, target, [], content)
+        return _reject(config, blob, props, send, path, None, target, [], content)
     if len(path) > ingest.MAX_SOURCE_PATH:
         reason = f"the blob path is {len(path)} characters long; at most {ingest.MAX_SOURCE_PATH} are supported"
-        return _reject(config, blob, send, path, target.locale, [reason], [], content)
+        return _reject(config, blob, props, send, path, target.locale, [reason], [], content)
     reasons = ingest.locale_reasons(target, context.supported_locales(config))
     if reasons:
-        return _reject(config, blob, send, path, target.locale, reasons, [], content)
+        return _reject(config, blob, props, send, path, target.locale, reasons, [], content)
     verdict = check_zip(reader, target.kind)
     log.info("validated %s with %d ranged reads (%d bytes)", name, reader.reader.reads, reader.reader.bytes_read)
     if not verdict.ok:
-        return _reject(config, blob, send, path, target.locale, verdict.reasons, verdict.warnings, content)
+        return _reject(config, blob, props, send, path, target.locale, verdict.reasons, verdict.warnings, content)
     return _create_dataset(config, blob, send, props, state, path, target, content, list(verdict.warnings))
 
 
@@ -119,7 +119,7 @@ def _create_dataset(config, blob, send, props, state, path, target, content, war
         existing = find_dataset(speech, path, content, state) or _adopt_legacy(speech, blob, props, path, content)
         if existing is not None:
             log.info("%s (content %s) is dataset %s already", path, content, existing.id)
-            write_state(blob, ingest.submitted_state(content, existing.id))
+            _record(blob, props, ingest.submitted_state(content, existing.id))
             return []
         request = ingest.dataset_request(target, path, content)
         try:
@@ -128,8 +128,8 @@ def _create_dataset(config, blob, send, props, state, path, target, content, war
             if exc.transient or exc.ambiguous or exc.denied:
                 raise  # retried; the retry looks the dataset up before creating it (denied: once access is fixed)
             reason = f"the Speech service refused the dataset: {exc.message} ({exc.code or exc.status})"
-            return _reject(config, blob, send, path, target.locale, [reason], warnings, content)
-        write_state(blob, ingest.submitted_state(content, dataset.id, warnings[0] if warnings else None))
+            return _reject(config, blob, props, send, path, target.locale, [reason], warnings, content)
+        _record(blob, props, ingest.submitted_state(content, dataset.id, warnings[0] if warnings else None))
         log.info(
             "dataset %s created from %s (%s, %s)%s",
             dataset.id,
@@ -195,11 +195,16 @@ def _adopt_legacy(speech: SpeechClient, blob: BlobClient, props, path: str, cont
     return None
 
 
-def _reject(config, blob, send, path, locale, reasons, warnings, content) -> list[Alert]:
+def _record(blob: BlobClient, props, state: BlobState) -> None:
+    """The blob's state, written against the version this ingest read (its content is the one we checked)."""
+    write_state(blob, state, etag=props.etag, metadata=props.metadata or {})
+
+
+def _reject(config, blob, props, send, path, locale, reasons, warnings, content) -> list[Alert]:
     """Deliver the zip-rejected alert, then record the rejection on the blob (so a crash between the two repeats
     the alert, never loses it)."""
     reasons = list(reasons)
     alert = ingest.rejection(path, locale, reasons, warnings, clock.now(), content)
     deliver([alert], send, config.alert_webhook_url, webhook_min_severity=config.alert_webhook_min_severity)
-    write_state(blob, ingest.rejected_state(content, reasons))
+    _record(blob, props, ingest.rejected_state(content, reasons))
     return [alert]
