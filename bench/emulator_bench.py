@@ -17,6 +17,12 @@ import time
 from urllib.parse import quote, urlsplit
 
 from local.speech_emulator import API_VERSION, SpeechEmulator
+from shared import ingest
+
+
+def _description(i: int) -> str:
+    """The description the ingest gives the dataset of zip number i (shared.ingest.description)."""
+    return ingest.description(f"training/en-US/language/d{i:06d}.zip", f"zip1:{i:040x}")
 
 
 def main() -> int:
@@ -34,7 +40,7 @@ def main() -> int:
                 "displayName": f"d{i:06d}",
                 "locale": locales[i % len(locales)],
                 "kind": "Language",
-                "description": f"Created by speech-autopilot from training/x/language/d{i:06d}.zip (ETag 0x1).",
+                "description": _description(i),
             }
             for i in range(args.n)
         ],
@@ -57,8 +63,8 @@ def main() -> int:
     print(f"{'request':<58} {'ms':>8}")
     for skip in (0, args.n // 2, args.n - 100):
         print(f"{f'page of 100, skip={skip}':<58} {timed(list_url(skip=str(skip), top='100')):>8.2f}")
-    wanted = f"Created by speech-autopilot from training/x/language/d{args.n // 3:06d}.zip (ETag 0x1)."
-    exact = f"description eq '{wanted}'"
+    exact = f"description eq {ingest.odata_string(_description(args.n // 3))}"
+    assert len(call(list_url(filter=exact))[1]["values"]) == 1, "the lookup should find its one dataset"
     print(f"{'filter description eq (the ingest lookup: an index)':<58} {timed(list_url(filter=exact)):>8.2f}")
     both = f"{exact} and status eq 'Succeeded'"
     print(f"{'filter description eq ... and status eq (index + check)':<58} {timed(list_url(filter=both)):>8.2f}")

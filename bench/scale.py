@@ -3,8 +3,11 @@ memory are the app's alone), N managed resources seeded in bulk (no create check
 from in Azurite, and a counting HTTP session for the app's Speech client.
 
 Seeded for N managed resources: 5% endpoints (at most 50, the service's quota), 35% models, the rest datasets, over
-five locales, all finished and in a steady state: every dataset's zip is in the container (unless zips=False)
-with the tags a pass would give it, the newest model of each locale was trained on its locale's datasets, the
+five locales, all finished and in a steady state: every dataset was made as the ingest makes it (its description
+and customProperties sourcePath + sourceContent from `shared.ingest.dataset_request`, the content being the zip's
+`content_id`); every dataset's zip is in the container (unless zips=False) with the state a pass would record in its
+metadata (BlobState: succeeded, that content, the dataset's id), so the planner matches each zip to its dataset by
+(sourcePath, the state's content); the newest model of each locale was trained on its locale's datasets, the
 oldest endpoint of each locale serves it and its deployment was reported. A pass over it has nothing to do, so it
 measures the cost of looking.
 """
@@ -28,12 +31,14 @@ import psutil
 import requests
 
 from local.azurite import free_port
-from shared import managed
-from shared.storage import TAG_DATASET, TAG_ETAG, TAG_STATUS
+from shared import ingest, managed
+from shared.storage import BlobState
+from shared.zipcheck import BytesRangeReader, content_id
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALES = ("en-US", "de-DE", "fr-FR", "es-ES", "ja-JP")
 EMPTY_ZIP = b"PK\x05\x06" + b"\0" * 18  # the pass never opens a zip; an empty archive is enough
+EMPTY_ZIP_CONTENT = content_id(BytesRangeReader(EMPTY_ZIP))  # what the ingest computes for it
 BATCH = 2000
 STORAGE_THREADS = 16
 
@@ -109,25 +114,19 @@ def seed(emulator: EmulatorProcess, container: Any, n: int, *, zips: bool = True
     counts = split(n)
     now = datetime.now(UTC)
     names = [f"{LOCALES[i % len(LOCALES)]}/language/z{i:06d}.zip" for i in range(counts["datasets"])]
-    pool = ThreadPoolExecutor(STORAGE_THREADS)
-    etags = list(pool.map(lambda name: _upload(container, name), names)) if zips else ["0x1"] * len(names)
+    paths = [ingest.source_path(container.container_name, name) for name in names]
+    created = _iso(now - timedelta(days=3))
     datasets = [
         {
-            "displayName": f"z{i:06d} (Language, {name.split('/')[0]})",
-            "locale": name.split("/")[0],
-            "kind": "Language",
-            "description": f"Created by {managed.MANAGED_BY} from {container.container_name}/{name} (ETag {etag}).",
-            "customProperties": managed.managed_properties(
-                **{managed.SOURCE: f"{container.container_name}/{name}", managed.SOURCE_ETAG: etag}
-            ),
-            "createdDateTime": _iso(now - timedelta(days=3)),
+            **_create_fields(ingest.dataset_request(ingest.parse_blob_name(name), path, EMPTY_ZIP_CONTENT)),
+            "createdDateTime": created,
         }
-        for i, (name, etag) in enumerate(zip(names, etags, strict=True))
+        for name, path in zip(names, paths, strict=True)
     ]
     dataset_ids = emulator.seed("datasets", datasets)
-    if zips:
-        list(pool.map(_tag, [container] * len(names), names, etags, dataset_ids))
-    pool.shutdown()
+    if zips:  # one call per zip: its bytes and its state together
+        with ThreadPoolExecutor(STORAGE_THREADS) as pool:
+            list(pool.map(_upload, [container] * len(names), names, dataset_ids))
     by_locale: dict[str, list[str]] = {locale: [] for locale in LOCALES}
     for item, dataset_id in zip(datasets, dataset_ids, strict=True):
         by_locale[item["locale"]].append(dataset_id)
@@ -174,13 +173,21 @@ def seed(emulator: EmulatorProcess, container: Any, n: int, *, zips: bool = True
     return counts
 
 
-def _upload(container: Any, name: str) -> str:
-    return container.get_blob_client(name).upload_blob(EMPTY_ZIP, overwrite=True)["etag"].strip('"')
+def _create_fields(request: dict) -> dict:
+    """A Datasets_Create body from shared.ingest.dataset_request's fields."""
+    return {
+        "displayName": request["display_name"],
+        "locale": request["locale"],
+        "kind": request["kind"],
+        "description": request["description"],
+        "customProperties": request["custom_properties"],
+    }
 
 
-def _tag(container: Any, name: str, etag: str, dataset_id: str) -> None:
-    tags = {TAG_STATUS: "succeeded", TAG_ETAG: etag, TAG_DATASET: dataset_id}
-    container.get_blob_client(name).set_blob_tags(tags)
+def _upload(container: Any, name: str, dataset_id: str) -> None:
+    state = BlobState(status="succeeded", content=EMPTY_ZIP_CONTENT, dataset=dataset_id)
+    metadata = {key: value for key, value in state.values().items() if value}
+    container.get_blob_client(name).upload_blob(EMPTY_ZIP, overwrite=True, metadata=metadata)
 
 
 @dataclass

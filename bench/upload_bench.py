@@ -83,14 +83,16 @@ def measure(args: argparse.Namespace) -> dict:
     else:
         import function_app  # noqa: F401 - index the app as the host would
         from shared.flows import ingest as flow
+        from shared.storage import BlobState
 
         blob = context.training_container(config).get_blob_client(args.path)
+        send = context.alert_sender(config)
         with PeakRss() as rss:
             started = time.perf_counter()
-            alerts = flow.ingest_blob(config, blob)
+            alerts = flow.ingest_blob(config, blob, send)
             elapsed = time.perf_counter() - started
         assert not alerts, alerts
-        assert blob.get_blob_tags().get("autopilot-status") == "submitted"
+        assert BlobState.from_metadata(blob.get_blob_properties().metadata).status == "submitted"
         [dataset] = [d for d in speech.list_datasets() if d.custom_properties.get("sourcePath", "").endswith(args.path)]
         sent = len(speech.get_blocks(dataset.id).committed)
     assert dataset.custom_properties.get("blocks") == "committed", dataset.custom_properties
