@@ -25,6 +25,7 @@ from local.host import LocalHost
 from local.runtime import log_volume
 from local.speech_emulator import SpeechEmulator
 from shared import clock, context
+from shared.budget import RequestBudget
 from shared.status import build_status, format_table, options
 from shared.status_page import render_page
 from shared.storage import BlobState
@@ -81,6 +82,9 @@ class Demo:
         )
         context.reset()
         clock.use_clock(emulator.now)
+        # The demo's time is the emulator's: the request budget counts its seconds too, and a wait passes them.
+        budget = RequestBudget(clock=lambda: emulator.now().timestamp(), sleep=emulator.advance)
+        context.CLIENT_OPTIONS = {"sleep": emulator.advance, "budget": budget}
 
         self.host = LocalHost.from_env(timer_interval=STEP.total_seconds(), clock=emulator.now)
         self.container = self.host.blob_service.get_container_client("training")

@@ -332,10 +332,10 @@ class ZipBlob:
     size: int
     last_modified: datetime | None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    state: BlobState = field(init=False, repr=False, compare=False)  # the app's record, read from the metadata once
 
-    @property
-    def state(self) -> BlobState:
-        return BlobState.from_metadata(self.metadata)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", BlobState.from_metadata(self.metadata))
 
 
 def meta_value(text: str) -> str:
