@@ -443,11 +443,11 @@ def _supersede(snapshot: Snapshot) -> list[Action]:
                 )
             )
         elif dataset.id != newer.id and not marked:
-            actions.append(
-                UpdateProperties(
-                    "datasets", dataset.id, managed.with_properties(props, **{managed.SUPERSEDED_BY: newer.id})
-                )
-            )
+            try:
+                props = managed.with_properties(props, **{managed.SUPERSEDED_BY: newer.id})
+            except ValueError:  # a person filled all 10 entries: the mark is left out, the pass goes on
+                continue
+            actions.append(UpdateProperties("datasets", dataset.id, props))
     return actions
 
 
@@ -661,13 +661,13 @@ def _deploy_newest(
     step = gate.step(state, model) if gate is not None else GateStep(open=True)
     if not step.open:
         return step.actions
-    props = managed.with_properties(model.custom_properties, **{managed.DEPLOY_REQUESTED: _iso(snapshot.now)})
+    try:
+        props = managed.with_properties(model.custom_properties, **{managed.DEPLOY_REQUESTED: _iso(snapshot.now)})
+    except ValueError:  # a person filled all 10 entries: the request goes out, and again each pass until it lands
+        props = dict(model.custom_properties)
     props = quality.record(props, *step.record) if step.record else props
-    return [
-        *step.actions,
-        RequestDeploy(state.locale, model.self_uri, reason),
-        UpdateProperties("models", model.id, props),
-    ]
+    record = [UpdateProperties("models", model.id, props)] if props != dict(model.custom_properties) else []
+    return [*step.actions, RequestDeploy(state.locale, model.self_uri, reason), *record]
 
 
 def _deploy_due(model: CustomModel, endpoint: Endpoint | None, now: datetime) -> bool:

@@ -802,6 +802,30 @@ def test_an_endpoint_with_full_custom_properties_does_not_stop_other_locales():
     assert only_training(actions).locale == "de-DE"
 
 
+def test_a_superseded_dataset_whose_map_a_person_filled_does_not_stop_the_pass():
+    theirs = {f"team{i}": "x" for i in range(7)}  # with managedBy, sourcePath, sourceContent: all 10 entries
+    older = dataset("d0", etag="0x1", props=theirs)
+    assert len(older.custom_properties) == managed.MAX_ENTRIES
+
+    actions = poll(snap(pair("en-US/acoustic/calls.zip", "d1", etag="0x2"), datasets=[older]))
+
+    assert only_training(actions).dataset_ids == ("d1",)
+    assert all(a.id != "d0" for a in of(actions, UpdateProperties))  # no room for supersededBy: left unmarked
+
+
+def test_a_new_model_whose_map_a_person_filled_is_still_deployed_and_nothing_crashes():
+    theirs = {f"team{i}": "x" for i in range(6)}  # with managedBy, datasetSet, baseModel, reason: all 10 entries
+    new = model("m1", ("d1",), props=theirs, created=NOW - days(1))
+    assert len(new.custom_properties) == managed.MAX_ENTRIES
+    snapshot = snap(pair("en-US/acoustic/calls.zip", "d1"), models=[new], endpoints=[deployed("e1", "m0")])
+
+    actions = poll(snapshot)
+
+    [request] = of(actions, RequestDeploy)
+    assert request.model == new.self_uri
+    assert [u for u in of(actions, UpdateProperties) if u.collection == "models"] == []  # nothing fits: no write
+
+
 def test_two_locales_are_independent():
     snapshot = snap(
         pair("en-US/acoustic/calls.zip", "d-en1"),
