@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from shared.clock import utc
+from shared.logs import scrub
 
 log = logging.getLogger("autopilot.alerts")
 
@@ -78,7 +79,9 @@ class Alert:
 
 
 def truncate(text: str, limit: int) -> str:
-    """`text` cut to about `limit` characters, with a marker saying how much was cut."""
+    """`text` cut to about `limit` characters, with a marker saying how much was cut; secrets masked first (an
+    alert leaves through the queue and the webhook, never through the log record factory)."""
+    text = scrub(text)
     if len(text) <= limit:
         return text
     return f"{text[:limit]}…[{len(text) - limit:,} more characters]"

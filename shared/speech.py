@@ -25,6 +25,7 @@ import requests
 
 from shared.budget import BACKGROUND_SHARE, SERVICE_RATE_LIMIT, RequestBudget, budget_for
 from shared.guard import before_write
+from shared.logs import scrub
 
 log = logging.getLogger("autopilot.speech")
 
@@ -60,7 +61,9 @@ class SpeechError(Exception):
         self.method = method
         self.path = path
         self.ambiguous = ambiguous
-        self.message = message
+        # the service may quote what it was sent (a contentUrl's SAS): the text goes to alerts, zip states and the
+        # host's own record of a failed invocation, none of which pass through the log record factory
+        self.message = message = scrub(message)
         where = f"{method} {path}".strip()
         detail = ", ".join(
             part
@@ -126,7 +129,7 @@ def _error(raw: Mapping[str, Any]) -> EntityError | None:
     err = (raw.get("properties") or {}).get("error")
     if not err:
         return None
-    return EntityError(code=str(err.get("code", "")), message=str(err.get("message", "")))
+    return EntityError(code=str(err.get("code", "")), message=scrub(str(err.get("message", ""))))
 
 
 def _ref(raw: Mapping[str, Any], name: str) -> str | None:
@@ -444,7 +447,7 @@ class Operation:
             self_uri=raw.get("self", ""),
             status=raw.get("status", ""),
             result_uri=(raw.get("result") or {}).get("link"),
-            error=EntityError(str(err.get("code", "")), str(err.get("message", ""))) if err else None,
+            error=EntityError(str(err.get("code", "")), scrub(str(err.get("message", "")))) if err else None,
             raw=raw,
         )
 

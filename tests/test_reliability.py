@@ -18,6 +18,7 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Callable
 
 import pytest
 import requests
@@ -853,3 +854,36 @@ def test_the_checker_notices_a_lost_zip_a_duplicate_a_leaked_secret_and_a_lost_a
         "missing zip-rejected alert about anything"
     ]
     world.checked = True  # not a case: it only shows the checks are not vacuous
+
+
+# -- found in review ------------------------------------------------------------------------------------------------
+
+
+def _echoing_the_content_url(status: int) -> Callable:
+    """The service refuses Datasets_Create quoting the contentUrl it was given, SAS signature and all."""
+
+    def act(session, call):
+        url = call.body["contentUrl"]
+        return answer(status, {"code": "InvalidRequest", "message": f"The contentUrl {url} could not be read."})(
+            session, call
+        )
+
+    return act
+
+
+def test_review_a_service_error_quoting_the_sas_reaches_no_alert_exception_or_zip_state(world):
+    """A throttled-looking refusal (503: the host retries, its exception text goes to the host's logs, not through
+    the log record factory) and a final one (400: a zip-rejected alert with the service's message, and the zip's
+    state recording it): neither carries the SAS signature."""
+    world.drop("en-US/language/corpus.zip", LANGUAGE, valid=False)
+    world.session.add(_echoing_the_content_url(503), method="POST", path="/datasets")
+    failed(world.event("en-US/language/corpus.zip"))
+    world.session.add(_echoing_the_content_url(400), method="POST", path="/datasets")
+    ok(world.event("en-US/language/corpus.zip"))
+    [alert] = world.alerts()
+    assert alert["kind"] == "zip-rejected" and "could not be read" in alert["message"]
+    reason = state(world, "en-US/language/corpus.zip").reason or ""
+    assert reason.startswith("the Speech service refused the dataset: The contentUrl")
+    signatures = [s for s in world.secrets() if s in "".join(world.sas_urls)]
+    assert signatures and not [s for s in signatures if s[:8] in reason]  # not even cut short (metadata is bounded)
+    check(world, alerts=[Expect("zip-rejected", "corpus.zip")])
