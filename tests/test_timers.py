@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -153,3 +154,37 @@ def test_a_failing_sweep_does_not_lose_the_passs_deploy_request(runtime, contain
     reconcile(runtime)
     queued = [json.loads(m) for m in runtime.peek(timer_env["DEPLOY_QUEUE"])]
     assert queued == [{"locale": "en-US", "model": model.self_uri, "reason": "trained"}]
+
+
+def test_the_daily_expiry_pass_waits_out_a_pass_holding_the_lock_where_a_poll_pass_skips(
+    runtime, container, emulator, timer_env, monkeypatch
+):
+    """EXPIRY_SCHEDULE and POLL_SCHEDULE fire in the same second (06:00:00). At tens of thousands of resources the
+    pass that wins the lock holds it for over a minute: a poll pass that loses has nothing to add (the next one
+    comes in 5 minutes), but a skipped expiry pass loses the day's tiers and retrains. Here the other pass holds
+    the lock twice as long as a poll pass waits (waits scaled down 50x)."""
+    import threading
+
+    from shared import storage
+    from shared.flows import timers
+
+    other_pass = container.acquire_lease(lease_duration=15)
+    waits = []
+
+    def lock(container_client, *, wait_seconds=45.0, **kwargs):
+        waits.append(wait_seconds)
+        if len(waits) == 2:  # the expiry pass: the other pass ends after twice a poll pass's wait
+            threading.Timer(2 * waits[0] / 50, other_pass.release).start()
+        return storage.autopilot_lock(container_client, wait_seconds=wait_seconds / 50, **kwargs)
+
+    monkeypatch.setattr(timers, "autopilot_lock", lock)
+    try:
+        poll = runtime.fire_timer("reconcile")
+        expiry = runtime.fire_timer("expiry")
+    finally:
+        with contextlib.suppress(Exception):
+            other_pass.release()
+
+    assert poll.ok and expiry.ok, (poll.error, expiry.error)
+    skipped = [any("skipping" in r.message for r in run.logs) for run in (poll, expiry)]
+    assert skipped == [True, False]

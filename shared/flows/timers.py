@@ -29,6 +29,13 @@ from shared.storage import LockBusy, StateConflict, autopilot_lock, list_zips_at
 
 log = logging.getLogger("autopilot.timers")
 
+# How long a pass waits for the autopilot lock. A poll pass that finds another pass running has nothing to add: it
+# gives up and the next one comes within POLL_SCHEDULE. The expiry pass runs once a day and, by default, in the same
+# second as a poll pass (06:00:00); at tens of thousands of resources the pass that wins the lock holds it for over a
+# minute, so the expiry pass waits that pass out instead of losing the day (within the 10-minute functionTimeout).
+POLL_LOCK_WAIT_SECONDS = 45.0
+EXPIRY_LOCK_WAIT_SECONDS = 300.0
+
 
 def poll_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconcile.Action]]:
     gate = quality.Quality.from_settings(config)
@@ -44,16 +51,16 @@ def expiry_plan(config: Settings) -> Callable[[reconcile.Snapshot], list[reconci
 
 
 def on_reconcile(timer) -> None:
-    _on_timer(poll_plan, timer)
+    _on_timer(poll_plan, timer, POLL_LOCK_WAIT_SECONDS)
 
 
 def on_expiry(timer) -> None:
-    _on_timer(expiry_plan, timer)
+    _on_timer(expiry_plan, timer, EXPIRY_LOCK_WAIT_SECONDS)
 
 
-def _on_timer(plan_for, timer) -> None:
+def _on_timer(plan_for, timer, lock_wait: float) -> None:
     config = context.settings()
-    run(config, plan_for(config), past_due=timer.past_due)
+    run(config, plan_for(config), past_due=timer.past_due, lock_wait=lock_wait)
 
 
 @dataclass
@@ -110,16 +117,17 @@ def run(
     *,
     past_due: bool = False,
     outbox: Outbox | None = None,
+    lock_wait: float = POLL_LOCK_WAIT_SECONDS,
 ) -> RunResult:
-    """One reconcile pass, as background work. Another pass holding the lock means this one has nothing to add:
-    it is skipped."""
+    """One reconcile pass, as background work. Another pass holding the lock for longer than `lock_wait` means
+    this one has nothing to add: it is skipped."""
     if past_due:
         log.info("timer is past due; reconciling now")
     speech = context.speech(config)
     usage = speech.budget.usage[BACKGROUND] if speech.budget is not None else None
     before = (usage.requests, usage.waited) if usage else (0, 0.0)
     with speech_priority(BACKGROUND):
-        result = _run(config, plan, speech, outbox or Outbox.for_settings(config))
+        result = _run(config, plan, speech, outbox or Outbox.for_settings(config), lock_wait)
     if usage is not None:
         log.info(
             "pass: %d Speech request(s), %.1f s waiting for the request budget",
@@ -134,11 +142,12 @@ def _run(
     plan: Callable[[reconcile.Snapshot], list[reconcile.Action]],
     speech: SpeechClient,
     outbox: Outbox,
+    lock_wait: float = POLL_LOCK_WAIT_SECONDS,
 ) -> RunResult:
     container = context.training_container(config)
     result = RunResult()
     try:
-        with autopilot_lock(container):
+        with autopilot_lock(container, wait_seconds=lock_wait):
             snap = snapshot(config, speech, container)
             result.actions = plan(snap)
             _execute(result, snap, speech, container, outbox)
