@@ -357,17 +357,28 @@ def write_state(
     Merge and write with If-Match on the version the caller read (`etag`, `metadata`), or on a fresh read. When
     the blob changed meanwhile (412), it is read again: a user's metadata written meanwhile is merged, never
     erased, and if the bytes changed (a re-upload) nothing is written, so a state never describes other content.
-    Under the autopilot lock the lock is checked first (shared.guard).
+    A state that names no content (a stuck token on a zip without a state) is not written over a state recorded
+    meanwhile. Under the autopilot lock the lock is checked first (shared.guard).
     """
     before_write()
     values = {key: meta_value(value) for key, value in state.values().items() if value}
     current = (etag, metadata) if etag and metadata is not None else None
+    read_state = BlobState.from_metadata(metadata) if current is not None else None
     for attempt in range(STATE_WRITE_ATTEMPTS):
         if current is None:
             try:
                 props = blob.get_blob_properties()
                 if state.content and _content_of(blob, props) != state.content:
                     log.info("%s holds other content now; its state is left to that version", blob.blob_name)
+                    return False
+                if (
+                    not state.content
+                    and read_state is not None
+                    and BlobState.from_metadata(props.metadata) != read_state
+                ):
+                    # a state naming no content cannot tell which version it is about: one recorded meanwhile (an
+                    # ingest of a new version) is newer news, and is kept
+                    log.info("%s got a state of its own meanwhile; it is kept", blob.blob_name)
                     return False
             except (ResourceNotFoundError, ResourceModifiedError):
                 log.info("blob %s disappeared or changed before its state could be written", blob.blob_name)

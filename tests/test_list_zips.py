@@ -45,3 +45,28 @@ def test_the_listing_matches_the_sdks_over_pages_metadata_and_awkward_names(box)
 
 def test_an_empty_container_lists_nothing(box):
     assert list_zips(box) == []
+
+
+def test_a_state_naming_no_content_never_replaces_one_recorded_meanwhile(box):
+    """The pass records a stuck token on a zip without a state (a state naming no content) against the version it
+    listed. If an ingest recorded that zip's state meanwhile (a new version got its dataset), the token must not
+    replace that record; a user's own key written meanwhile is merged as always."""
+    from shared.storage import BlobState, write_state
+
+    blob = box.get_blob_client("en-US/language/flaky.zip")
+    blob.upload_blob(b"version 1")
+    listed = blob.get_blob_properties()
+    stuck = BlobState(alerted="stuck")
+
+    blob.upload_blob(b"version 2", overwrite=True)  # a new version, ingested meanwhile
+    recorded = {"autopilot_status": "submitted", "autopilot_content": "zip1:v2", "autopilot_dataset": "d2"}
+    blob.set_blob_metadata({**recorded, "owner": "team"})
+    assert write_state(blob, stuck, etag=listed.etag, metadata=listed.metadata) is False
+    assert blob.get_blob_properties().metadata == {**recorded, "owner": "team"}
+
+    other = box.get_blob_client("en-US/language/other.zip")
+    other.upload_blob(b"version 1")
+    listed = other.get_blob_properties()
+    other.set_blob_metadata({"owner": "team"})  # only a user's key meanwhile
+    assert write_state(other, stuck, etag=listed.etag, metadata=listed.metadata) is True
+    assert other.get_blob_properties().metadata == {"owner": "team", "autopilot_alerted": "stuck"}
