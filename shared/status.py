@@ -13,6 +13,7 @@ stays as an alias of it.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from datetime import datetime, timedelta
@@ -180,9 +181,10 @@ def _word_error_rate(model, evaluations: quality.EvaluationView) -> float | None
     if measured is not None:
         return measured[0]
     try:
-        return float(model.custom_properties.get(managed.WORD_ERROR_RATE, ""))
+        rate = float(model.custom_properties.get(managed.WORD_ERROR_RATE, ""))
     except ValueError:
         return None
+    return rate if math.isfinite(rate) else None  # "nan" or "inf" a person wrote: no JSON number
 
 
 def _last_gate(state: LocaleState, evaluations: quality.EvaluationView) -> dict[str, Any] | None:

@@ -241,3 +241,19 @@ def test_the_pages_summary_is_the_cli_table_cell_for_cell():
 
 def test_an_empty_resource_renders_a_page_that_says_so():
     assert "No managed locales yet" in parse(render_page([])).by_id("no-locales").text()
+
+
+def test_a_word_error_rate_a_person_set_to_nan_or_inf_leaves_the_json_valid():
+    """customProperties are strings anyone can edit: "nan" and "inf" parse as floats, which json.dumps writes as
+    NaN/Infinity, not JSON (the status page's ?format=json and the CLI's --json)."""
+    import json
+
+    for bad in ("nan", "inf", "-inf", "1e400"):
+        snapshot = snap(
+            pair("en-US/acoustic/calls.zip", "d1"),
+            models=[model("m1", created=NOW - days(100), props={managed.WORD_ERROR_RATE: bad})],
+            endpoints=[deployed("e1", "m1")],
+        )
+        rows = build_status(snapshot)
+        json.dumps(rows, allow_nan=False)
+        render_page(rows)
