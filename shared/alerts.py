@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -33,6 +34,10 @@ MAX_RESOURCE_CHARS = 512
 MAX_TEXT_CHARS = 1000  # one string inside details
 MAX_ITEMS = 50  # entries of a list or object inside details
 MAX_DEPTH = 4
+# Seconds one delivery may spend on webhook POSTs (each up to 3 + 10 s, tried twice). A webhook that hangs must not
+# keep a pass under the autopilot lock until the functionTimeout kills it before it records anything; the alerts
+# it could not post in time are on the queue all the same.
+WEBHOOK_BUDGET_SECONDS = 60.0
 _NAMESPACE = uuid.UUID("6f1d3c2e-5a7b-4c89-9e0f-1a2b3c4d5e6f")
 _LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.ERROR}
 
@@ -206,10 +211,12 @@ def deliver(
     *,
     webhook_min_severity: str = "warning",
     post: Callable[..., Any] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Deliver alerts: log each, `send` all of them to the alert queue, then POST those at or above
     `webhook_min_severity` to the webhook. Returns once the queue has them; a failing queue raises (the caller
-    records nothing then, and the alerts are raised again); a failing webhook never loses the queue copy.
+    records nothing then, and the alerts are raised again); a failing webhook never loses the queue copy, and
+    gets at most WEBHOOK_BUDGET_SECONDS of POSTs per delivery.
 
     `send` is the function's queue output binding (`out.set`: the host writes the messages before it completes
     the trigger) or a direct queue sender (shared.context.alert_sender) where state is recorded during the run.
@@ -227,5 +234,14 @@ def deliver(
             import requests
 
             post = requests.post
-        for alert in loud:
+        started = clock()
+        for done, alert in enumerate(loud):
+            if clock() - started >= WEBHOOK_BUDGET_SECONDS:
+                log.warning(
+                    "alert webhook: %d of %d alert(s) not posted after %.0f s of trying; they are on the queue only",
+                    len(loud) - done,
+                    len(loud),
+                    WEBHOOK_BUDGET_SECONDS,
+                )
+                break
             post_webhook(alert, webhook_url, post)

@@ -450,6 +450,30 @@ def test_a_failing_webhook_keeps_the_queue_copy_and_never_logs_the_url(failure, 
     assert secrets_logged(caplog) == []
 
 
+def test_a_hanging_webhook_cannot_hold_a_delivery_past_its_time_budget(caplog):
+    """A webhook that accepts connections and never answers costs each POST its read timeout (10 s), twice per
+    alert. A pass delivering 40 alerts would hold the autopilot lock for 13 minutes, past the 10-minute
+    functionTimeout: killed before it records any token, it raises the same alerts again on every pass and never
+    reaches its other actions. The queue copy of every alert is what counts; the webhook gets a bounded time."""
+    from shared import alerts as alerts_module
+
+    caplog.set_level(logging.DEBUG)
+    now = [0.0]
+    out = Recorder()
+
+    def hanging(url, *, json, timeout):
+        out.events.append(("webhook", json))
+        now[0] += timeout[1]
+        raise requests.Timeout("read timed out")
+
+    made = [alert(key=f"m{i}") for i in range(40)]
+    deliver(made, out.set, TEAMS_URL, post=hanging, clock=lambda: now[0])
+
+    assert out.of("queue") == [[a.to_json() for a in made]]
+    assert now[0] <= alerts_module.WEBHOOK_BUDGET_SECONDS + 2 * 10  # at most the alert under way finishes its tries
+    assert any("queue only" in record.getMessage() for record in caplog.records)
+
+
 @pytest.mark.parametrize(("answers", "posts", "ok"), [((200,), 1, True), ((429, 202), 2, True), ((400,), 1, False)])
 def test_the_webhook_is_retried_only_when_worth_it(answers, posts, ok, caplog):
     caplog.set_level(logging.DEBUG)
