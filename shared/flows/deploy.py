@@ -20,6 +20,11 @@ from shared.storage import autopilot_lock
 
 log = logging.getLogger("autopilot.deploy")
 
+# A reconcile pass over tens of thousands of resources holds the autopilot lock for about a minute under the request
+# budget: a deployment waits it out (the host keeps the message invisible while the function runs) rather than
+# failing with LockBusy five times into the poison queue. Well inside the 10-minute functionTimeout.
+LOCK_WAIT_SECONDS = 300.0
+
 
 def on_message(msg: func.QueueMessage, alerts: func.Out) -> None:
     config = context.settings()
@@ -66,7 +71,7 @@ def _deliver(config: Settings, alerts: list[Alert], out: func.Out) -> None:
 def handle(config: Settings, request: DeployRequest, message_id: str) -> Alert | None:
     """Carry out one request under the autopilot lock. Returns a rejection alert, or None when done."""
     speech = context.speech(config)
-    with autopilot_lock(context.training_container(config)):
+    with autopilot_lock(context.training_container(config), wait_seconds=LOCK_WAIT_SECONDS):
         model = _model(speech, request.model)
         endpoints = list(speech.list_endpoints())
         plan = plan_deploy(request, model, endpoints, clock.now(), quality_gate=config.quality_gate)
