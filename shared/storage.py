@@ -416,11 +416,6 @@ class StateConflict(RuntimeError):
 LIST_PAGE_SIZE = 5000  # List Blobs' maximum
 
 
-def list_zips(container: ContainerClient, page_size: int = LIST_PAGE_SIZE) -> list[ZipBlob]:
-    """Every .zip in the container, with its metadata, in one paged listing."""
-    return list_zips_at(container, page_size)[0]
-
-
 def list_zips_at(container: ContainerClient, page_size: int = LIST_PAGE_SIZE) -> tuple[list[ZipBlob], datetime | None]:
     """Every .zip in the container (List Blobs, include=metadata), and the storage service's time of the listing
     (its `Date` header; None if it sent none): the clock the zips' last_modified come from, so a zip's age never

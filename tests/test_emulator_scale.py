@@ -6,16 +6,15 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any, Callable, Iterator
 
 import pytest
 import requests
 
 from local import odata
 from local.emulator_store import Collection, Pager
-from local.speech_emulator import SpeechEmulator
-from tests.contract import SpecContract
-from tests.test_emulator import START, SpecCheck, api, created, entity_id, error_of
+
+# the emulator fixtures of the emulator's own tests: spec-checked, frozen at START
+from tests.test_emulator import START, api, check, contract, created, emulator, entity_id, error_of, make  # noqa: F401
 
 DATASET_FILTER = {
     "displayName": odata.STRING,
@@ -25,37 +24,6 @@ DATASET_FILTER = {
     "kind": odata.STRING,
     "createdDateTime": odata.DATETIME,
 }
-
-
-@pytest.fixture(scope="module")
-def contract() -> SpecContract | None:
-    return SpecContract.load_or_skip_reason()[0]
-
-
-@pytest.fixture
-def check(contract: SpecContract | None) -> Iterator[SpecCheck]:
-    checker = SpecCheck(contract)
-    yield checker
-    assert not checker.problems, "violations of the official spec:\n" + "\n".join(checker.problems)
-
-
-@pytest.fixture
-def make(check: SpecCheck) -> Iterator[Callable[..., SpeechEmulator]]:
-    """Start an emulator frozen at START, observed by the spec check."""
-    started: list[SpeechEmulator] = []
-
-    def start(**kwargs: Any) -> SpeechEmulator:
-        started.append(SpeechEmulator(**{"now": START, "observer": check, **kwargs}).start())
-        return started[-1]
-
-    yield start
-    for emulator in started:
-        emulator.stop()
-
-
-@pytest.fixture
-def emulator(make: Callable[..., SpeechEmulator]) -> SpeechEmulator:
-    return make()
 
 
 # -- the filter language -------------------------------------------------------------------------------------------
